@@ -1,0 +1,1 @@
+"""bitrate's OpenAI-compatible HTTP gateway (FastAPI + uvicorn) over the sdk engine."""

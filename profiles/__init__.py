@@ -1,0 +1,1 @@
+"""Measurement: probe suites, graders, the runner, statistics, reports, shipped data."""

@@ -1,0 +1,47 @@
+"""The one backend interface: complete, stream, health, close.
+
+A backend serves one model. It takes a validated :class:`~sdk.protocol.ChatRequest`
+and answers with wire objects, raising only :mod:`sdk.errors` classes:
+``RequestError`` when the request cannot be served by this backend (e.g. an
+image part for a text-only local model), ``BackendError`` subclasses when the
+backend fails. ``stream`` yields chunks; once the first chunk is out, a failure
+raises from the iterator and is never retried.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import AsyncIterator
+
+from sdk.protocol import ChatCompletion, ChatCompletionChunk, ChatRequest
+
+__all__ = ["Backend"]
+
+
+class Backend(abc.ABC):
+    """A chat-completion backend serving one model."""
+
+    name: str
+    """The model's name in the policy (used in errors and metadata)."""
+
+    @abc.abstractmethod
+    async def complete(self, request: ChatRequest) -> ChatCompletion:
+        """Answer ``request`` in one piece (``request.stream`` is ignored)."""
+
+    @abc.abstractmethod
+    def stream(self, request: ChatRequest) -> AsyncIterator[ChatCompletionChunk]:
+        """Answer ``request`` as chunks. With ``stream_options.include_usage`` the
+        last chunk carries ``usage`` and no choices."""
+
+    @abc.abstractmethod
+    async def health(self) -> bool:
+        """True when the backend can serve now. Never raises."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections, threads and memory."""
+
+    async def __aenter__(self) -> Backend:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()

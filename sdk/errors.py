@@ -1,0 +1,183 @@
+"""bitrate's exceptions, split by who is at fault.
+
+::
+
+    BitrateError
+    ├── ConfigError                 the deployment's files are wrong; raised at load
+    │   └── DependencyMissing       an optional extra is missing ("pip install bitrate[local]")
+    ├── RequestError                the caller's request is wrong (HTTP 4xx)
+    │   ├── InvalidRequest          400: malformed JSON, an invalid field, unsupported option
+    │   ├── AuthError               401: missing or wrong API key
+    │   ├── UnknownModel            404: no route or model by that name
+    │   └── PayloadTooLarge         413: body over the configured limit
+    ├── BackendError                a backend failed (HTTP 5xx); always names the backend
+    │   ├── BackendTimeout          504: no answer within the timeout
+    │   ├── BackendUnavailable      503: connection refused or reset, circuit open, not loaded
+    │   └── UpstreamStatusError     502: the upstream answered with an error status
+    │       (keeps the upstream's status and request id; an upstream 4xx on a
+    │       request we passed through is re-raised to the caller as its 4xx)
+    └── InternalError               500: a bug in bitrate
+
+Foreign exceptions (httpx, torch, pydantic) are translated to these at exactly
+one boundary each, with ``raise ... from exc``. Messages never contain API keys.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AuthError",
+    "BackendError",
+    "BackendTimeout",
+    "BackendUnavailable",
+    "BitrateError",
+    "ConfigError",
+    "DependencyMissing",
+    "InternalError",
+    "InvalidRequest",
+    "PayloadTooLarge",
+    "RequestError",
+    "UnknownModel",
+    "UpstreamStatusError",
+]
+
+
+class BitrateError(Exception):
+    """Base of every bitrate error.
+
+    ``status`` is the HTTP status the gateway answers with, ``type`` and ``code``
+    go into the OpenAI error body, ``param`` names the request field at fault.
+    """
+
+    status: int = 500
+    type: str = "internal_error"
+    code: str | None = None
+
+    def __init__(self, message: str, *, param: str | None = None, code: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        if code is not None:
+            self.code = code
+
+    def to_body(self) -> dict:
+        """The OpenAI-style error body for this error."""
+        return {
+            "error": {
+                "message": self.message,
+                "type": self.type,
+                "param": self.param,
+                "code": self.code,
+            }
+        }
+
+
+class ConfigError(BitrateError):
+    """A policy, profile or suite file is invalid. ``location`` is ``file:line``
+    and ``key`` the dotted key at fault, when known."""
+
+    code = "config_error"
+
+    def __init__(self, message: str, *, location: str | None = None, key: str | None = None):
+        parts = [p for p in (location, f"key '{key}'" if key else None) if p]
+        full = f"{': '.join(parts)}: {message}" if parts else message
+        super().__init__(full)
+        self.location = location
+        self.key = key
+
+
+class DependencyMissing(ConfigError):
+    """An optional dependency is missing; the message says which extra to install."""
+
+    code = "dependency_missing"
+
+    def __init__(self, module: str, extra: str):
+        super().__init__(
+            f"'{module}' is not installed; install it with: pip install 'bitrate[{extra}]'"
+        )
+        self.module = module
+        self.extra = extra
+
+
+class RequestError(BitrateError):
+    """The caller's request is at fault."""
+
+    status = 400
+    type = "invalid_request_error"
+
+
+class InvalidRequest(RequestError):
+    code = "invalid_request"
+
+
+class AuthError(RequestError):
+    status = 401
+    type = "authentication_error"
+    code = "invalid_api_key"
+
+
+class UnknownModel(RequestError):
+    status = 404
+    type = "not_found_error"
+    code = "model_not_found"
+
+
+class PayloadTooLarge(RequestError):
+    status = 413
+    code = "payload_too_large"
+
+
+class BackendError(BitrateError):
+    """A backend failed. ``backend`` is the model name from the policy."""
+
+    status = 502
+    type = "upstream_error"
+    code = "backend_error"
+
+    def __init__(self, message: str, *, backend: str, code: str | None = None):
+        super().__init__(f"backend '{backend}': {message}", code=code)
+        self.backend = backend
+
+
+class BackendTimeout(BackendError):
+    status = 504
+    type = "timeout_error"
+    code = "backend_timeout"
+
+
+class BackendUnavailable(BackendError):
+    status = 503
+    code = "backend_unavailable"
+
+
+class UpstreamStatusError(BackendError):
+    """The upstream answered ``upstream_status``; ``request_id`` is its request id."""
+
+    code = "upstream_status"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        backend: str,
+        upstream_status: int,
+        request_id: str | None = None,
+        retry_after: float | None = None,
+    ):
+        detail = f"upstream answered {upstream_status}: {message}"
+        if request_id:
+            detail += f" (upstream request id {request_id})"
+        super().__init__(detail, backend=backend)
+        self.upstream_status = upstream_status
+        self.request_id = request_id
+        self.retry_after = retry_after
+
+    @property
+    def is_caller_fault(self) -> bool:
+        """True for an upstream 4xx other than 408/429: the request itself was bad."""
+        return 400 <= self.upstream_status < 500 and self.upstream_status not in (408, 429)
+
+
+class InternalError(BitrateError):
+    """A bug in bitrate."""
+
+    code = "internal_error"

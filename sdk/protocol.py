@@ -1,0 +1,385 @@
+"""OpenAI chat-completions wire types, as clients really send them.
+
+Requests keep unknown fields (``extra="allow"``) so an HTTP backend can pass
+them through untouched; responses and chunks also allow extras so fields that
+upstreams add (``system_fingerprint``, ``service_tier``...) survive a proxy hop.
+Every field carries a docstring: the schema printed by ``bitrate policy schema``
+and the gateway's OpenAPI document are generated from them.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+__all__ = [
+    "ChatCompletion",
+    "ChatCompletionChunk",
+    "ChatMessage",
+    "ChatRequest",
+    "Choice",
+    "ChunkChoice",
+    "Delta",
+    "ErrorBody",
+    "ErrorDetail",
+    "Usage",
+    "new_completion_id",
+    "text_of",
+]
+
+
+class _Wire(BaseModel):
+    """Base for wire objects: unknown fields are kept, not rejected."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+
+# --------------------------------------------------------------------- request
+
+
+class TextPart(_Wire):
+    """A text part of a multi-part message content."""
+
+    type: Literal["text"] = "text"
+    """Always ``"text"``."""
+    text: str
+    """The text of this part."""
+
+
+class ImageURL(_Wire):
+    url: str
+    """An ``https://`` or ``data:`` URL of the image."""
+    detail: str | None = None
+    """``auto``, ``low`` or ``high``."""
+
+
+class ImagePart(_Wire):
+    """An image part; local backends reject it, HTTP backends pass it on."""
+
+    type: Literal["image_url"] = "image_url"
+    """Always ``"image_url"``."""
+    image_url: ImageURL
+    """Where the image is."""
+
+
+class OtherPart(_Wire):
+    """Any other content part (audio, file, ...): kept and passed through."""
+
+    type: str
+    """The part's type name."""
+
+
+ContentPart = TextPart | ImagePart | OtherPart
+
+
+class FunctionCall(_Wire):
+    name: str
+    """The function's name."""
+    arguments: str = ""
+    """The arguments as a JSON string, as the model wrote them."""
+
+
+class ToolCall(_Wire):
+    id: str
+    """The call's id; a ``tool`` message answers it by ``tool_call_id``."""
+    type: Literal["function"] = "function"
+    """Always ``"function"``."""
+    function: FunctionCall
+    """The function called and its arguments."""
+
+
+class ChatMessage(_Wire):
+    """One message of the conversation."""
+
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    """Who wrote it. ``developer`` is the newer name for ``system``."""
+    content: str | list[ContentPart] | None = None
+    """Text, or a list of parts; ``None`` for an assistant turn with only tool calls."""
+    name: str | None = None
+    """Optional name of the participant."""
+    tool_calls: list[ToolCall] | None = None
+    """Tool calls an assistant message made."""
+    tool_call_id: str | None = None
+    """For ``role="tool"``: the id of the call this message answers."""
+
+    @model_validator(mode="after")
+    def _check_role_fields(self) -> ChatMessage:
+        if self.role == "tool" and not self.tool_call_id:
+            raise ValueError("a message with role 'tool' needs 'tool_call_id'")
+        if self.content is None and not (self.role == "assistant" and self.tool_calls):
+            raise ValueError(f"a '{self.role}' message needs 'content'")
+        return self
+
+
+def text_of(message: ChatMessage) -> str:
+    """The plain text of a message: its string content or its text parts joined."""
+    if message.content is None:
+        return ""
+    if isinstance(message.content, str):
+        return message.content
+    return "".join(p.text for p in message.content if isinstance(p, TextPart))
+
+
+class StreamOptions(_Wire):
+    include_usage: bool = False
+    """Send a last chunk with ``usage`` and no choices."""
+
+
+class JSONSchemaSpec(_Wire):
+    name: str
+    """Name of the schema."""
+    schema_: dict[str, Any] | None = Field(default=None, alias="schema")
+    """The JSON Schema the answer must satisfy."""
+    strict: bool | None = None
+    """Ask for strict schema adherence."""
+    description: str | None = None
+    """What the schema is for."""
+
+
+class ResponseFormatText(_Wire):
+    type: Literal["text"]
+    """Plain text (the default)."""
+
+
+class ResponseFormatJSONObject(_Wire):
+    type: Literal["json_object"]
+    """Any valid JSON object."""
+
+
+class ResponseFormatJSONSchema(_Wire):
+    type: Literal["json_schema"]
+    """JSON that satisfies ``json_schema.schema``."""
+    json_schema: JSONSchemaSpec
+    """The schema and its name."""
+
+
+ResponseFormat = Annotated[
+    ResponseFormatText | ResponseFormatJSONObject | ResponseFormatJSONSchema,
+    Field(discriminator="type"),
+]
+
+
+class FunctionDef(_Wire):
+    name: str
+    """The function's name."""
+    description: str | None = None
+    """What the function does, for the model."""
+    parameters: dict[str, Any] | None = None
+    """JSON Schema of the arguments."""
+    strict: bool | None = None
+    """Ask for strict argument schema adherence."""
+
+
+class Tool(_Wire):
+    type: Literal["function"] = "function"
+    """Always ``"function"``."""
+    function: FunctionDef
+    """The function offered to the model."""
+
+
+class ChatRequest(_Wire):
+    """A ``POST /v1/chat/completions`` body. Unknown fields are kept for pass-through."""
+
+    model: str
+    """A route name (``auto``) or a direct model name from the policy."""
+    messages: list[ChatMessage] = Field(min_length=1)
+    """The conversation so far; at least one message."""
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    """Sampling temperature; 0 means greedy."""
+    top_p: float | None = Field(default=None, gt=0.0, le=1.0)
+    """Nucleus sampling mass."""
+    max_tokens: int | None = Field(default=None, ge=1)
+    """Most tokens to generate (older name)."""
+    max_completion_tokens: int | None = Field(default=None, ge=1)
+    """Most tokens to generate (newer name; wins over ``max_tokens``)."""
+    n: int = Field(default=1, ge=1, le=16)
+    """How many choices to generate."""
+    stop: str | list[str] | None = None
+    """Up to 4 sequences where generation stops (not included in the answer)."""
+    seed: int | None = None
+    """Seed for sampling, for reproducible answers."""
+    stream: bool = False
+    """Answer as server-sent events."""
+    stream_options: StreamOptions | None = None
+    """Streaming options; ``include_usage`` adds a final usage chunk."""
+    logprobs: bool | None = None
+    """Return log-probabilities of the chosen tokens."""
+    top_logprobs: int | None = Field(default=None, ge=0, le=20)
+    """How many alternatives per position to return with ``logprobs``."""
+    response_format: ResponseFormat | None = None
+    """Text, any JSON object, or JSON following a schema."""
+    tools: list[Tool] | None = None
+    """Functions the model may call."""
+    tool_choice: str | dict[str, Any] | None = None
+    """``none``, ``auto``, ``required`` or a named function."""
+    user: str | None = None
+    """An end-user id, for abuse monitoring upstream."""
+    metadata: dict[str, str] | None = None
+    """Free key-value pairs; ``metadata.task`` is a task hint for routing."""
+    bitrate: dict[str, Any] | None = None
+    """bitrate options in the body, e.g. ``{"task": "code"}``; never sent upstream."""
+
+    @field_validator("stop")
+    @classmethod
+    def _check_stop(cls, value: str | list[str] | None) -> str | list[str] | None:
+        if isinstance(value, list) and len(value) > 4:
+            raise ValueError("at most 4 stop sequences")
+        return value
+
+    @property
+    def token_limit(self) -> int | None:
+        """The effective generation limit: ``max_completion_tokens`` or ``max_tokens``."""
+        return self.max_completion_tokens or self.max_tokens
+
+    @property
+    def stop_list(self) -> list[str]:
+        """``stop`` as a list (empty when unset)."""
+        if self.stop is None:
+            return []
+        return [self.stop] if isinstance(self.stop, str) else list(self.stop)
+
+    def upstream_body(self, model: str) -> dict[str, Any]:
+        """The JSON body for an HTTP backend: unset fields dropped, extras kept,
+        ``model`` replaced by the backend's own name, bitrate's options removed."""
+        body = self.model_dump(mode="json", exclude_unset=True, by_alias=True)
+        body.pop("bitrate", None)
+        body["model"] = model
+        return body
+
+
+# -------------------------------------------------------------------- response
+
+
+class Usage(_Wire):
+    prompt_tokens: int = 0
+    """Tokens in the prompt."""
+    completion_tokens: int = 0
+    """Tokens generated."""
+    total_tokens: int = 0
+    """Their sum."""
+
+
+class TopLogprob(_Wire):
+    token: str
+    """The token's text."""
+    logprob: float
+    """Its natural-log probability."""
+    bytes: list[int] | None = None
+    """UTF-8 bytes of the token."""
+
+
+class TokenLogprob(TopLogprob):
+    top_logprobs: list[TopLogprob] = Field(default_factory=list)
+    """The most likely alternatives at this position."""
+
+
+class ChoiceLogprobs(_Wire):
+    content: list[TokenLogprob] | None = None
+    """One entry per generated token."""
+
+
+class ResponseMessage(_Wire):
+    role: Literal["assistant"] = "assistant"
+    """Always ``"assistant"``."""
+    content: str | None = None
+    """The answer's text."""
+    tool_calls: list[ToolCall] | None = None
+    """Tool calls the model made."""
+
+
+FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "function_call"]
+
+
+class Choice(_Wire):
+    index: int = 0
+    """Position of this choice."""
+    message: ResponseMessage
+    """The generated message."""
+    finish_reason: FinishReason | None = "stop"
+    """Why generation ended: a stop condition, the token limit, or a tool call."""
+    logprobs: ChoiceLogprobs | None = None
+    """Token log-probabilities when requested."""
+
+
+def new_completion_id() -> str:
+    """A fresh ``chatcmpl-...`` id."""
+    return f"chatcmpl-{uuid.uuid4().hex[:24]}"
+
+
+class ChatCompletion(_Wire):
+    """A non-streaming answer."""
+
+    id: str = Field(default_factory=new_completion_id)
+    """Unique id of the completion."""
+    object: Literal["chat.completion"] = "chat.completion"
+    """Always ``"chat.completion"``."""
+    created: int = Field(default_factory=lambda: int(time.time()))
+    """Unix time of creation."""
+    model: str
+    """The model that answered."""
+    choices: list[Choice]
+    """The generated choices."""
+    usage: Usage | None = None
+    """Token counts."""
+
+
+class Delta(_Wire):
+    role: Literal["assistant"] | None = None
+    """Set on a choice's first chunk."""
+    content: str | None = None
+    """The next piece of text."""
+    tool_calls: list[dict[str, Any]] | None = None
+    """Pieces of tool calls."""
+
+
+class ChunkChoice(_Wire):
+    index: int = 0
+    """Which choice this piece belongs to."""
+    delta: Delta
+    """The new piece."""
+    finish_reason: FinishReason | None = None
+    """Set on the choice's last chunk."""
+    logprobs: ChoiceLogprobs | None = None
+    """Log-probabilities of this piece's tokens when requested."""
+
+
+class ChatCompletionChunk(_Wire):
+    """One server-sent event of a streaming answer."""
+
+    id: str
+    """Same id for every chunk of one answer."""
+    object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
+    """Always ``"chat.completion.chunk"``."""
+    created: int = Field(default_factory=lambda: int(time.time()))
+    """Unix time of creation."""
+    model: str
+    """The model that answers."""
+    choices: list[ChunkChoice] = Field(default_factory=list)
+    """Pieces; empty on the final usage chunk."""
+    usage: Usage | None = None
+    """Token counts, on the final chunk when ``include_usage`` was asked."""
+
+
+# ----------------------------------------------------------------------- error
+
+
+class ErrorDetail(_Wire):
+    message: str
+    """What went wrong, for a human."""
+    type: str
+    """``invalid_request_error``, ``authentication_error``, ``not_found_error``,
+    ``rate_limit_error``, ``upstream_error``, ``timeout_error`` or ``internal_error``."""
+    param: str | None = None
+    """The request field at fault, when one is."""
+    code: str | None = None
+    """A stable machine-readable code."""
+
+
+class ErrorBody(_Wire):
+    """The OpenAI error envelope: ``{"error": {...}}``."""
+
+    error: ErrorDetail
+    """The error."""
