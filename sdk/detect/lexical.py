@@ -1,0 +1,72 @@
+"""The lexical detector: the embedding detector's vote over hashed character n-grams.
+
+Needs no model: a :class:`~sdk.embed.HashingEmbedder` with IDF weights fitted on
+the labelled prompts (TF-IDF). A request's vector is sparse (a few hundred
+buckets), so its similarity to every example is one gather-and-dot over the
+columns it touches; the whole detection takes well under a millisecond.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+from sdk.decision import TaskGuess
+from sdk.detect.base import DetectContext, last_user_text
+from sdk.detect.embedding import DEFAULT_K, examples_from_profile, vote
+from sdk.embed import HashingEmbedder, VectorIndex
+from sdk.protocol import ChatRequest
+
+__all__ = ["LexicalDetector", "from_context"]
+
+DEFAULT_MIN_CONFIDENCE = 0.3
+
+
+class LexicalDetector:
+    """k nearest labelled neighbours over TF-IDF-weighted hashed character n-grams.
+
+    Confidence is relative to how similar the examples are to each other (see
+    :func:`sdk.detect.embedding.vote`), so the same threshold suits both detectors.
+    """
+
+    def __init__(
+        self,
+        examples: Iterable[tuple[str, str]],
+        *,
+        k: int = DEFAULT_K,
+        min_confidence: float = DEFAULT_MIN_CONFIDENCE,
+        embedder: HashingEmbedder | None = None,
+    ):
+        pairs = [(text, label) for text, label in examples if text.strip()]
+        texts = [t for t, _ in pairs]
+        self.embedder = (embedder or HashingEmbedder()).fit(texts) if texts else HashingEmbedder()
+        self.k = k
+        self.min_confidence = min_confidence
+        self.name = "lexical"
+        self.index = VectorIndex.build(self.embedder, texts, [lab for _, lab in pairs])
+        # column-major copy: a request touches a few hundred columns, gathered contiguously
+        self._columns = np.asfortranarray(self.index.matrix)
+        self.typical = self.index.typical_similarity()
+
+    def guess_text(self, text: str) -> TaskGuess | None:
+        """The guess for a prompt's text (``None`` below ``min_confidence`` or with no examples)."""
+        if not text.strip() or len(self.index) == 0:
+            return None
+        idx, val = self.embedder.sparse(text)
+        if len(idx) == 0:
+            return None
+        sims = self._columns[:, idx] @ val
+        result = vote(sims, self.index.labels, self.index.nearest(sims, self.k), self.typical)
+        if result is None or result[1] < self.min_confidence:
+            return None
+        return TaskGuess(result[0], self.name, round(min(1.0, result[1]), 4))
+
+    def detect(self, request: ChatRequest, hint: str | None) -> TaskGuess | None:
+        """The guess for the last user message."""
+        return self.guess_text(last_user_text(request))
+
+
+def from_context(ctx: DetectContext) -> LexicalDetector:
+    """Registry factory: the route's profile evidence as examples."""
+    return LexicalDetector(examples_from_profile(ctx.profile))
