@@ -1,0 +1,273 @@
+"""The substitution engine: detect the task, decide, call the backend, fall back, escalate.
+
+Both faces (the gateway and ``sdk.Client``) call this one engine. Per request:
+
+1. ``explain``: the route's detection pipeline names the task; ``decide()`` (pure)
+   picks the target from the profile's verdicts and the circuit states.
+2. Call the target. On a ``BackendError`` (not a caller's fault) retry once on the
+   other side when the route's ``fallback`` allows it. ``RequestError`` never moves.
+3. Escalate: when an enabled check fails on the student's answer, the frontier answers.
+4. Attach ``decision.to_meta()`` as ``bitrate`` (completion; last stream chunk).
+
+The answer's ``model`` field is left as the backend wrote it: it names the model
+that really answered, which is what a caller of a router wants to know; the name the
+caller sent is ``bitrate.route``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from sdk.backends import Backend, Price, make_backend
+from sdk.checks import AnswerCheck, build_checks, choice_texts, failed_check
+from sdk.decide import CategoryVerdict, decide, fallback_decision
+from sdk.decision import Decision, TaskGuess
+from sdk.detect import DetectContext, DetectionPipeline, build_pipeline
+from sdk.engine_stream import RoutedStream, buffer_stream, chunk_texts, open_stream
+from sdk.errors import BackendError, UnknownModel, UpstreamStatusError
+from sdk.policy import Policy, RouteConfig
+from sdk.protocol import ChatCompletion, ChatRequest
+
+__all__ = ["Circuit", "Engine", "RouteRuntime"]
+
+T = TypeVar("T")
+
+
+class Circuit:
+    """Per-model circuit breaker: ``threshold`` consecutive backend failures open it for
+    ``cooldown`` seconds; ``decide()`` then routes around the model when fallback allows."""
+
+    def __init__(
+        self, threshold: int = 3, cooldown: float = 10.0, clock: Callable[[], float] = time.monotonic
+    ):
+        self.threshold, self.cooldown, self.clock = threshold, cooldown, clock
+        self._failures: dict[str, int] = {}
+        self._open_until: dict[str, float] = {}
+
+    def success(self, model: str) -> None:
+        """Record a good answer: closes the circuit."""
+        self._failures.pop(model, None)
+        self._open_until.pop(model, None)
+
+    def failure(self, model: str) -> None:
+        """Record a backend failure."""
+        count = self._failures.get(model, 0) + 1
+        self._failures[model] = count
+        if count >= self.threshold:
+            self._open_until[model] = self.clock() + self.cooldown
+
+    def unavailable(self) -> frozenset[str]:
+        """Models whose circuit is open now."""
+        now = self.clock()
+        return frozenset(m for m, until in self._open_until.items() if until > now)
+
+
+@dataclass
+class RouteRuntime:
+    """What the engine holds per route, built once at start."""
+
+    name: str
+    config: RouteConfig
+    pipeline: DetectionPipeline
+    categories: dict[str, CategoryVerdict] = field(default_factory=dict)
+    checks: list[AnswerCheck] = field(default_factory=list)
+    estimator: Any | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def _load_route(policy: Policy, name: str) -> RouteRuntime:
+    from sdk.profile import load_profile
+
+    config = policy.routes[name]
+    path = policy.profile_path(name)
+    profile = load_profile(path) if path is not None else None
+    tol = config.tolerance
+    categories = {
+        cat: CategoryVerdict.from_stats(stats, tol.max_loss, tol.confidence)
+        for cat, stats in (profile.categories.items() if profile else ())
+    }
+    ctx = DetectContext(name, config, profile)
+    pipeline = build_pipeline(ctx)
+    estimator, notes = _load_estimator(ctx), list(pipeline.notes)
+    if config.per_prompt and estimator is None:
+        notes.append("per_prompt: no estimator (no evidence in the profile, or sdk.estimate missing)")
+    return RouteRuntime(name, config, pipeline, categories, build_checks(config.escalate), estimator, notes)
+
+
+def _load_estimator(ctx: DetectContext) -> Any | None:
+    """Part B's per-prompt estimator (``sdk.estimate.from_context``), when the route wants one."""
+    if not ctx.route.per_prompt or ctx.profile is None or not ctx.profile.evidence:
+        return None
+    try:
+        from sdk.estimate import from_context
+    except ImportError:
+        return None
+    return from_context(ctx)
+
+
+def _caller_fault(exc: BackendError) -> bool:
+    return isinstance(exc, UpstreamStatusError) and exc.is_caller_fault
+
+
+class Engine:
+    """Routes chat requests between the policy's models. See the module docstring."""
+
+    def __init__(self, policy: Policy, *, circuit: Circuit | None = None):
+        self.policy = policy
+        self.circuit = circuit or Circuit()
+        self._backends: dict[str, Backend] = {}
+        self._routes: dict[str, RouteRuntime] | None = None
+
+    # ------------------------------------------------------------------ life cycle
+
+    async def start(self) -> None:
+        """Load the routes' profiles and detectors, and build every backend (loads local models)."""
+        self.routes()
+        for name, config in self.policy.models.items():
+            if name not in self._backends:
+                self._backends[name] = make_backend(name, config)
+
+    async def aclose(self) -> None:
+        """Close every backend."""
+        backends, self._backends = self._backends, {}
+        for backend in backends.values():
+            await backend.close()
+
+    async def __aenter__(self) -> Engine:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def routes(self) -> dict[str, RouteRuntime]:
+        """Per-route runtime (profiles, detectors), loaded on first use; no backend is built."""
+        if self._routes is None:
+            self._routes = {name: _load_route(self.policy, name) for name in self.policy.routes}
+        return self._routes
+
+    # ------------------------------------------------------------------ queries
+
+    def model_names(self) -> list[str]:
+        """Names a caller may send as ``model``: routes first, then direct models."""
+        return [*self.policy.routes, *self.policy.models]
+
+    def price(self, target: str) -> Price:
+        """The price of a policy model."""
+        return self.policy.models[target].price
+
+    async def health(self) -> dict[str, bool]:
+        """Each backend's health now (False for one not built)."""
+        return {name: await b.health() for name, b in self._backends.items()}
+
+    def detect(self, request: ChatRequest, task_hint: str | None = None) -> TaskGuess | None:
+        """The task guess for a routed request (``None`` for a direct model)."""
+        runtime = self.routes().get(request.model)
+        return runtime.pipeline.detect(request, task_hint) if runtime else None
+
+    def explain(self, request: ChatRequest, task_hint: str | None = None) -> Decision:
+        """Detect and decide, without calling any model. Unknown name -> ``UnknownModel``."""
+        name = request.model
+        runtime = self.routes().get(name)
+        if runtime is None:
+            if name not in self.policy.models:
+                known = ", ".join(self.model_names())
+                raise UnknownModel(f"no route or model named '{name}' (have: {known})", param="model")
+            return decide(name, None, TaskGuess("unknown", "none", 0.0))
+        guess = runtime.pipeline.detect(request, task_hint)
+        estimate = runtime.estimator.estimate(request, guess) if runtime.estimator else None
+        return decide(
+            name,
+            runtime.config,
+            guess,
+            categories=runtime.categories,
+            estimate=estimate,
+            unavailable=self.circuit.unavailable(),
+        )
+
+    # ------------------------------------------------------------------ calls
+
+    async def complete(
+        self, request: ChatRequest, task_hint: str | None = None
+    ) -> tuple[ChatCompletion, Decision]:
+        """Answer in one piece; the completion carries ``bitrate`` (``decision.to_meta()``)."""
+        decision = self.explain(request, task_hint)
+        completion, decision = await self._with_fallback(decision, lambda b: b.complete(request))
+        completion, decision = await self._escalate(request, completion, decision)
+        completion.bitrate = decision.to_meta()
+        return completion, decision
+
+    async def stream(self, request: ChatRequest, task_hint: str | None = None) -> RoutedStream:
+        """Start a routed stream (see ``sdk.engine_stream``). Routing, fallback and the first
+        chunk happen before this returns; a request an escalation check applies to is buffered
+        whole on the student first."""
+        decision = self.explain(request, task_hint)
+        checks = self._applicable_checks(request, decision)
+        if checks:
+            chunks, decision = await self._with_fallback(decision, lambda b: buffer_stream(b, request))
+            failed = (
+                failed_check(checks, request, chunk_texts(chunks)) if decision.side == "student" else None
+            )
+            if failed is None:
+                return RoutedStream(decision, chunks)
+            decision = self._escalated(decision, failed)
+            head, tail = await self._run(decision.target, lambda b: open_stream(b, request))
+            return RoutedStream(decision, head, tail)
+        (head, tail), decision = await self._with_fallback(decision, lambda b: open_stream(b, request))
+        return RoutedStream(decision, head, tail)
+
+    # ------------------------------------------------------------------ internals
+
+    def _backend(self, target: str) -> Backend:
+        backend = self._backends.get(target)
+        if backend is None:
+            raise RuntimeError("Engine.start() must be awaited before calls")
+        return backend
+
+    async def _run(self, target: str, op: Callable[[Backend], Awaitable[T]]) -> T:
+        try:
+            result = await op(self._backend(target))
+        except BackendError as exc:
+            if not _caller_fault(exc):
+                self.circuit.failure(target)
+            raise
+        self.circuit.success(target)
+        return result
+
+    async def _with_fallback(
+        self, decision: Decision, op: Callable[[Backend], Awaitable[T]]
+    ) -> tuple[T, Decision]:
+        try:
+            return await self._run(decision.target, op), decision
+        except BackendError as exc:
+            route = self.policy.route_of(decision.route)
+            other = (
+                None if _caller_fault(exc) else fallback_decision(route, decision, why=f"failed ({exc.code})")
+            )
+            if other is None:
+                raise
+            return await self._run(other.target, op), other
+
+    def _applicable_checks(self, request: ChatRequest, decision: Decision) -> list[AnswerCheck]:
+        runtime = self.routes().get(decision.route)
+        if runtime is None or decision.side != "student":
+            return []
+        return [c for c in runtime.checks if c.applies(request)]
+
+    def _escalated(self, decision: Decision, check: str) -> Decision:
+        route = self.policy.routes[decision.route]
+        reason = f"frontier: the student's answer failed check '{check}'; escalated ({decision.reason})"
+        return decision.with_(target=route.frontier, side="frontier", escalated=True, reason=reason)
+
+    async def _escalate(
+        self, request: ChatRequest, completion: ChatCompletion, decision: Decision
+    ) -> tuple[ChatCompletion, Decision]:
+        checks = self._applicable_checks(request, decision)
+        failed = failed_check(checks, request, choice_texts(completion))
+        if failed is None:
+            return completion, decision
+        decision = self._escalated(decision, failed)
+        return await self._run(decision.target, lambda b: b.complete(request)), decision

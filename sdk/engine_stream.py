@@ -1,0 +1,140 @@
+"""Streaming for the engine: open a backend stream far enough to know it works, or buffer it whole.
+
+Two ways to start a routed stream, both finished before the caller sees a byte,
+so any failure up to that point can still fall back or map to an HTTP status:
+
+- ``open_stream``: pull the first chunk (pass-through streaming);
+- ``buffer_stream``: pull every chunk (the answer must pass a check first).
+
+A :class:`RoutedStream` then hands out the chunks. Its states:
+
+``ready`` -> ``streaming`` -> ``done`` (the last chunk carried ``bitrate``)
+                          \\-> ``closed`` (``aclose()``: the backend's generation is cancelled)
+
+A failure after the first chunk raises the backend's ``BackendError`` from the iterator.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from typing import Literal
+
+from sdk.backends.base import Backend
+from sdk.decision import Decision
+from sdk.protocol import ChatCompletionChunk, ChatRequest
+
+__all__ = ["RoutedStream", "buffer_stream", "chunk_texts", "open_stream"]
+
+State = Literal["ready", "streaming", "done", "closed"]
+
+
+async def _close(iterator: AsyncIterator[ChatCompletionChunk] | None) -> None:
+    aclose = getattr(iterator, "aclose", None)
+    if aclose is not None:
+        await aclose()
+
+
+async def open_stream(
+    backend: Backend, request: ChatRequest
+) -> tuple[list[ChatCompletionChunk], AsyncIterator[ChatCompletionChunk] | None]:
+    """Start ``backend``'s stream and pull its first chunk: ``([first], rest)``, or ``([], None)``
+    for an empty stream. A failure before the first chunk raises here (and closes the stream)."""
+    iterator = aiter(backend.stream(request))
+    try:
+        first = await anext(iterator)
+    except StopAsyncIteration:
+        return [], None
+    except BaseException:
+        await _close(iterator)
+        raise
+    return [first], iterator
+
+
+async def buffer_stream(backend: Backend, request: ChatRequest) -> list[ChatCompletionChunk]:
+    """Every chunk of ``backend``'s stream, held back so the whole answer can be checked."""
+    iterator = aiter(backend.stream(request))
+    try:
+        return [chunk async for chunk in iterator]
+    finally:
+        await _close(iterator)
+
+
+def chunk_texts(chunks: Sequence[ChatCompletionChunk]) -> list[str]:
+    """The text of each choice, joined from the chunks' deltas (tool-call arguments count as text)."""
+    texts: dict[int, list[str]] = {}
+    for chunk in chunks:
+        for choice in chunk.choices:
+            parts = texts.setdefault(choice.index, [])
+            parts.append(choice.delta.content or "")
+            for call in choice.delta.tool_calls or []:
+                parts.append(str((call.get("function") or {}).get("arguments") or ""))
+    return ["".join(texts[i]) for i in sorted(texts)] or [""]
+
+
+class RoutedStream:
+    """A routed streaming answer. ``decision`` is final; ``async for chunk in stream`` yields the
+    chunks, the last one carrying ``bitrate`` (``decision.to_meta()``)."""
+
+    def __init__(
+        self,
+        decision: Decision,
+        head: Sequence[ChatCompletionChunk],
+        tail: AsyncIterator[ChatCompletionChunk] | None = None,
+    ):
+        self.decision = decision
+        """Where the answer comes from and why."""
+        self._head = deque(head)
+        self._tail = tail
+        self._gen: AsyncGenerator[ChatCompletionChunk, None] | None = None
+        self.state: State = "ready"
+        """``ready``, ``streaming``, ``done`` or ``closed``."""
+
+    def __aiter__(self) -> AsyncIterator[ChatCompletionChunk]:
+        if self._gen is None:
+            self._gen = self._iterate()
+        return self._gen
+
+    async def _chunks(self) -> AsyncIterator[ChatCompletionChunk]:
+        while self._head:
+            yield self._head.popleft()
+        if self._tail is not None:
+            async for chunk in self._tail:
+                yield chunk
+
+    async def _iterate(self) -> AsyncGenerator[ChatCompletionChunk, None]:
+        if self.state != "ready":
+            raise RuntimeError(f"a routed stream can be iterated once (state: {self.state})")
+        self.state = "streaming"
+        pending: ChatCompletionChunk | None = None
+        try:
+            async for chunk in self._chunks():
+                if pending is not None:
+                    yield pending
+                pending = chunk
+        finally:
+            await self._finish()
+        if pending is not None:
+            pending.bitrate = self.decision.to_meta()
+            yield pending
+
+    async def _finish(self) -> None:
+        tail, self._tail = self._tail, None
+        if self.state == "streaming":
+            self.state = "done"
+        await _close(tail)
+
+    async def aclose(self) -> None:
+        """Stop: cancel the backend's generation and drop what is left."""
+        self._head.clear()
+        self.state = "closed"
+        gen, self._gen = self._gen, None
+        if gen is not None:
+            await gen.aclose()
+        await self._finish()
+
+    async def __aenter__(self) -> RoutedStream:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()

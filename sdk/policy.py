@@ -1,0 +1,252 @@
+"""The routing policy: which models exist, which routes send traffic between them, and how.
+
+A policy is one YAML file, validated at load into these typed models (unknown keys
+rejected). ``load_policy(path)`` turns any mistake into ONE :class:`~sdk.errors.ConfigError`
+naming the file, the line and the dotted key; ``default_policy()`` is the embedded pair.
+
+Route names and model names share one namespace: ``model="auto"`` in a request
+names a route, ``model="frontier"`` a model called directly (no routing).
+Secrets never appear in the file; a model names the environment variable holding its key.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from sdk.backends.config import ModelConfig
+
+__all__ = [
+    "Check",
+    "FallbackConfig",
+    "JsonValidCheck",
+    "NonEmptyCheck",
+    "Policy",
+    "RouteConfig",
+    "RuleConfig",
+    "ServerSettings",
+    "TasksConfig",
+    "ToleranceConfig",
+    "default_policy",
+    "load_policy",
+]
+
+EMBEDDED_PROFILE = "embedded:profile"
+DetectorName = Literal["hint", "rules", "embeddings", "lexical"]
+Side = Literal["student", "frontier"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ToleranceConfig(_Strict):
+    """How much quality the route may lose on a task, and how sure we must be."""
+
+    max_loss: float = Field(default=0.02, ge=0.0, le=1.0)
+    """Largest acceptable mean quality loss (frontier score minus student score), in [0, 1]."""
+    confidence: float = Field(default=0.90, gt=0.5, lt=1.0)
+    """Confidence of the interval the verdict is read from, e.g. 0.90."""
+
+
+class RuleConfig(_Strict):
+    """A regex over the last user message that names the task when it matches."""
+
+    match: str
+    """Python regular expression (``re.search``); compiled at load, a bad one is a load error."""
+    task: str = Field(min_length=1)
+    """The task category it names."""
+    _pattern: re.Pattern[str] = PrivateAttr()
+
+    @field_validator("match")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"invalid regular expression {value!r}: {exc}") from exc
+        return value
+
+    def model_post_init(self, _context: object) -> None:
+        self._pattern = re.compile(self.match)
+
+    @property
+    def pattern(self) -> re.Pattern[str]:
+        """The compiled expression."""
+        return self._pattern
+
+
+class TasksConfig(_Strict):
+    """How a request's task category is detected."""
+
+    detect: list[DetectorName] = Field(default_factory=lambda: ["hint", "rules", "embeddings", "lexical"])
+    """Detectors tried in order; the first confident guess wins, else the task is ``unknown``."""
+    rules: list[RuleConfig] = Field(default_factory=list)
+    """Regex rules for the ``rules`` detector, tried in order."""
+    min_confidence: float = Field(default=0.5, ge=0.0, le=1.0)
+    """Guesses less confident than this are ignored (the next detector is asked)."""
+
+
+class FallbackConfig(_Strict):
+    """Where a request goes when the chosen backend fails (before any byte was sent)."""
+
+    student_error: Literal["frontier", "none"] = "frontier"
+    """On a student failure: retry on the frontier, or fail."""
+    frontier_error: Literal["student", "none"] = "none"
+    """On a frontier failure: retry on the student (never for tasks the profile marks unsafe), or fail."""
+
+
+class JsonValidCheck(_Strict):
+    """When the request's ``response_format`` asks for JSON, the student's answer must parse as JSON."""
+
+    check: Literal["json_valid"]
+    """Selects this check."""
+
+
+class NonEmptyCheck(_Strict):
+    """The student's answer must contain some non-blank text (or a tool call)."""
+
+    check: Literal["non_empty"]
+    """Selects this check."""
+
+
+Check = Annotated[JsonValidCheck | NonEmptyCheck, Field(discriminator="check")]
+"""An escalation check: when it fails on the student's answer, the frontier answers instead."""
+
+
+class RouteConfig(_Strict):
+    """A route: a name clients send as ``model``, served by a student or a frontier per request."""
+
+    student: str
+    """Name of the student model (a key of ``models``)."""
+    frontier: str
+    """Name of the frontier model (a key of ``models``)."""
+    profile: str | None = None
+    """Capability profile (JSON): a path relative to the policy file, or ``embedded:profile``.
+    Without one every task is ``uncertain``."""
+    tolerance: ToleranceConfig = Field(default_factory=ToleranceConfig)
+    """The promise: at most ``max_loss`` lost, at ``confidence``."""
+    uncertain: Side = "frontier"
+    """Where tasks whose verdict is ``uncertain`` (or that the profile lacks) go."""
+    unknown: Side = "frontier"
+    """Where requests whose task could not be detected go."""
+    tasks: TasksConfig = Field(default_factory=TasksConfig)
+    """Task detection."""
+    pin: dict[str, Side] = Field(default_factory=dict)
+    """Categories forced to one side whatever the profile says."""
+    fallback: FallbackConfig = Field(default_factory=FallbackConfig)
+    """Backend-failure fallback."""
+    escalate: list[Check] = Field(default_factory=list)
+    """Checks on the student's answer; a failure sends the request to the frontier."""
+    per_prompt: bool = False
+    """Use per-prompt loss estimates when the profile carries per-item evidence."""
+
+
+class ServerSettings(_Strict):
+    """Settings of the HTTP gateway (``bitrate serve``)."""
+
+    api_keys_env: str | None = None
+    """Environment variable holding comma-separated accepted API keys; unset means no auth."""
+    max_body_bytes: int = Field(default=1 << 20, ge=1024)
+    """Largest accepted request body, in bytes."""
+    expose_metrics: bool = True
+    """Serve Prometheus metrics at ``/metrics``."""
+    expose_readyz: bool = True
+    """Serve the readiness probe at ``/readyz``."""
+    log_bodies: bool = False
+    """Log request and response bodies (they may hold personal data)."""
+    request_timeout: float = Field(default=120.0, gt=0)
+    """Seconds one request may take end to end."""
+
+
+class Policy(_Strict):
+    """A deployment: models, routes over them, and server settings."""
+
+    version: Literal[1]
+    """Schema version of this file; must be 1."""
+    models: dict[str, ModelConfig] = Field(min_length=1)
+    """Models by name; each can also be called directly by that name."""
+    routes: dict[str, RouteConfig] = Field(default_factory=dict)
+    """Routes by name (the ``model`` a client sends)."""
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    """Gateway settings."""
+    _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
+    _source: str | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _check_references(self, info: ValidationInfo) -> Policy:
+        if info.context and info.context.get("defer_references"):
+            return self
+        problems = self.reference_problems()
+        if problems:
+            loc, message = problems[0]
+            raise ValueError(f"{'.'.join(map(str, loc))}: {message}")
+        return self
+
+    def reference_problems(self) -> list[tuple[tuple[str, ...], str]]:
+        """Cross-references that do not hold, as ``(key path, message)``: routes naming
+        missing models, names used both as a route and a model."""
+        problems: list[tuple[tuple[str, ...], str]] = []
+        for name in self.routes:
+            if name in self.models:
+                problems.append((("routes", name), f"'{name}' is both a route and a model name"))
+        for name, route in self.routes.items():
+            for side in ("student", "frontier"):
+                target = getattr(route, side)
+                if target not in self.models:
+                    known = ", ".join(sorted(self.models))
+                    msg = f"no model named '{target}' (models: {known})"
+                    problems.append((("routes", name, side), msg))
+        return problems
+
+    @property
+    def source(self) -> str | None:
+        """The file this policy was loaded from, if any."""
+        return self._source
+
+    def bind(self, base_dir: Path, source: str | None = None) -> Policy:
+        """Set the directory relative profile paths resolve against (the policy file's)."""
+        self._base_dir = Path(base_dir)
+        self._source = source
+        return self
+
+    def profile_path(self, route: str) -> Path | None:
+        """Resolved path of a route's profile, or ``None`` when it has none."""
+        value = self.routes[route].profile
+        if value is None:
+            return None
+        if value == EMBEDDED_PROFILE:
+            from sdk import embedded
+
+            return embedded.profile_path()
+        path = Path(value)
+        return path if path.is_absolute() else self._base_dir / path
+
+    def route_of(self, name: str) -> RouteConfig | None:
+        """The route called ``name``, or ``None`` (a direct model or nothing)."""
+        return self.routes.get(name)
+
+
+def load_policy(path: str | Path) -> Policy:
+    """Load and validate a policy file; any mistake raises one ``ConfigError`` with file:line and key."""
+    from sdk.policy_yaml import load_validated
+
+    return load_validated(Path(path))
+
+
+def default_policy() -> Policy:
+    """The embedded pair: models ``frontier`` (the tiny teacher) and ``student``, route ``auto``."""
+    from sdk import embedded
+
+    return load_policy(embedded.EMBEDDED_DIR / "default_policy.yaml")

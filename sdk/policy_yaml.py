@@ -1,0 +1,101 @@
+"""Line-aware YAML loading: validation errors point at the file, line and key at fault.
+
+PyYAML composes the document into a node tree that keeps each node's position;
+pydantic reports errors by key path (``loc``). Walking the tree along the path
+gives the line. This module is the one boundary where YAML and pydantic errors
+become :class:`~sdk.errors.ConfigError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from sdk.errors import ConfigError
+
+__all__ = ["load_validated", "node_line"]
+
+
+def _read(path: Path) -> tuple[Any, yaml.Node | None]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read policy: {exc.strerror or exc}", location=str(path)) from exc
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"invalid YAML: {problem}", location=where) from exc
+    return data, node
+
+
+def _child(node: yaml.Node, part: object) -> yaml.Node | None:
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            if key.value == str(part):
+                return value
+        return None
+    if isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+        return node.value[part]
+    return None
+
+
+def node_line(root: yaml.Node | None, loc: Sequence[object]) -> tuple[int | None, str | None]:
+    """The 1-based line of the deepest node along ``loc`` and the dotted key. Parts not in the
+    file are skipped (union tags pydantic inserts, like the backend name), except the last one
+    (a missing key: the line is then its parent mapping's)."""
+    if not loc:
+        return (root.start_mark.line + 1 if root is not None else None), None
+    node, line, parts = root, None, []
+    for i, part in enumerate(loc):
+        child = _child(node, part) if node is not None else None
+        if child is not None:
+            node, line = child, child.start_mark.line + 1
+        if child is not None or i == len(loc) - 1:
+            parts.append(str(part))
+    if line is None and root is not None:
+        line = root.start_mark.line + 1
+    return line, ".".join(parts)
+
+
+def _first_error(exc: ValidationError) -> tuple[tuple[object, ...], str]:
+    err = exc.errors(include_url=False)[0]
+    loc = tuple(err["loc"])
+    msg = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        msg = "unknown key"
+    elif err["type"] == "missing":
+        msg = "required key is missing"
+    return loc, msg
+
+
+def load_validated(path: Path) -> Any:
+    """Read, validate and cross-check ``path``; return the bound :class:`~sdk.policy.Policy`."""
+    from sdk.policy import Policy
+
+    data, root = _read(path)
+    if not isinstance(data, dict):
+        raise ConfigError("a policy must be a YAML mapping", location=f"{path}:1")
+    try:
+        policy = Policy.model_validate(data, context={"defer_references": True})
+    except ValidationError as exc:
+        loc, msg = _first_error(exc)
+        raise _located(path, root, loc, msg) from exc
+    problems = policy.reference_problems()
+    if problems:
+        loc, msg = problems[0]
+        raise _located(path, root, loc, msg)
+    return policy.bind(path.resolve().parent, source=str(path))
+
+
+def _located(path: Path, root: yaml.Node | None, loc: Sequence[object], msg: str) -> ConfigError:
+    line, key = node_line(root, loc)
+    where = f"{path}:{line}" if line else str(path)
+    return ConfigError(msg, location=where, key=key)
