@@ -1,0 +1,67 @@
+"""The app factory: ``create_app(engine or policy, settings)``.
+
+Nothing happens on import. ``create_app`` resolves keys and prices (a key
+variable the policy names but the environment lacks fails here, before serving);
+the lifespan starts the engine (loads local models) at startup and closes it at
+shutdown. One app serves one engine; two apps in one process share nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+
+from gateway import errors
+from gateway.routes import router
+from gateway.state import Gateway
+from sdk.policy import Policy, ServerSettings, load_policy
+
+__all__ = ["create_app"]
+
+
+def _engine_and_policy(source: Any) -> tuple[Any, Policy]:
+    from sdk.engine import Engine
+
+    if source is None:
+        from sdk.policy import default_policy
+
+        source = default_policy()
+    if isinstance(source, str | Path):
+        source = load_policy(source)
+    if isinstance(source, Policy):
+        return Engine(source), source
+    return source, source.policy
+
+
+def create_app(source: Any = None, settings: ServerSettings | None = None) -> FastAPI:
+    """A FastAPI app serving an engine.
+
+    ``source``: an ``sdk.engine.Engine`` (not yet started; the app starts and closes it),
+    a ``Policy``, a policy file path, or ``None`` for the embedded default policy.
+    ``settings``: overrides the policy's ``server`` section.
+    """
+    engine, policy = _engine_and_policy(source)
+    gateway = Gateway.build(engine, policy, settings or policy.server)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await engine.start()
+        try:
+            gateway.index_models(engine.model_names())
+            yield
+        finally:
+            await engine.aclose()
+
+    app = FastAPI(
+        title="bitrate gateway",
+        summary="OpenAI-compatible chat completions, routed between a distilled student and the frontier.",
+        lifespan=lifespan,
+    )
+    app.state.gateway = gateway
+    errors.install(app)
+    app.include_router(router)
+    return app

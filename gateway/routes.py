@@ -1,0 +1,143 @@
+"""Thin HTTP routes: decode, call the engine, encode. Nothing about routing lives here.
+
+Handlers take the raw ``Request`` (no FastAPI body model): the body is read once
+under the size limit and validated once by pydantic straight from JSON bytes;
+answers are encoded once by pydantic-core straight to bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable
+from typing import TypeVar
+
+from fastapi import APIRouter, Request
+from pydantic import ValidationError
+from starlette.responses import Response
+
+from gateway.errors import from_validation_error, status_of
+from gateway.limits import read_body
+from gateway.metrics import CONTENT_TYPE
+from gateway.sse import SSEResponse
+from gateway.state import Gateway, route_headers
+from sdk.errors import BackendTimeout, BitrateError, UnknownModel
+from sdk.protocol import ChatCompletion, ChatRequest
+
+__all__ = ["router"]
+
+log = logging.getLogger("bitrate.gateway")
+router = APIRouter()
+T = TypeVar("T")
+
+_JSON = "application/json"
+_completion_json = ChatCompletion.__pydantic_serializer__.to_json
+_OK = b'{"status":"ok"}'
+_NOT_READY = b'{"status":"unavailable"}'
+
+
+def _gateway(request: Request) -> Gateway:
+    return request.app.state.gateway
+
+
+def decode_chat(body: bytes) -> ChatRequest:
+    """Validate a chat-completions body; malformed JSON or a bad field is a 400 naming the field."""
+    try:
+        return ChatRequest.model_validate_json(body)
+    except ValidationError as exc:
+        raise from_validation_error(exc) from exc
+
+
+@router.post("/v1/chat/completions")
+async def chat_completions(request: Request) -> Response:
+    """OpenAI chat completions: JSON, or server-sent events with ``stream: true``."""
+    gw = _gateway(request)
+    started = time.perf_counter()
+    chat: ChatRequest | None = None
+    try:
+        gw.keys.check(request.headers.get("authorization"))
+        chat = decode_chat(await read_body(request, gw.settings.max_body_bytes))
+        if gw.settings.log_bodies:
+            log.info("request body: %s", chat.model_dump_json(exclude_unset=True))
+        hint = request.headers.get("x-bitrate-task")
+        if chat.stream:
+            return await _stream(gw, chat, hint, started)
+        return await _complete(gw, chat, hint, started)
+    except BitrateError as exc:
+        gw.metrics.failed(chat.model if chat else None, status_of(exc), time.perf_counter() - started)
+        raise
+
+
+async def _complete(gw: Gateway, chat: ChatRequest, hint: str | None, started: float) -> Response:
+    completion, decision = await _within_deadline(gw, chat, gw.engine.complete(chat, task_hint=hint))
+    body = _completion_json(completion)
+    if gw.settings.log_bodies:
+        log.info("response body: %s", body.decode())
+    gw.metrics.answered(decision, 200, time.perf_counter() - started, completion.usage, stream=False)
+    return Response(body, media_type=_JSON, headers=route_headers(decision))
+
+
+async def _stream(gw: Gateway, chat: ChatRequest, hint: str | None, started: float) -> SSEResponse:
+    routed = await _within_deadline(gw, chat, gw.engine.stream(chat, task_hint=hint))
+    return SSEResponse(
+        routed,
+        headers=route_headers(routed.decision),
+        timeout=gw.settings.request_timeout,
+        started=started,
+        on_close=gw.stream_closed,
+    )
+
+
+async def _within_deadline(gw: Gateway, chat: ChatRequest, call: Awaitable[T]) -> T:
+    """``call`` under ``request_timeout``; past it, a 504 naming the model the caller asked for."""
+    limit = gw.settings.request_timeout
+    try:
+        async with asyncio.timeout(limit):
+            return await call
+    except TimeoutError as exc:
+        raise BackendTimeout(f"no answer within {limit:g}s", backend=chat.model) from exc
+
+
+@router.get("/v1/models")
+async def list_models(request: Request) -> Response:
+    """Routes and direct models, in the OpenAI list format."""
+    gw = _gateway(request)
+    gw.keys.check(request.headers.get("authorization"))
+    return Response(gw.models_body, media_type=_JSON)
+
+
+@router.get("/v1/models/{name}")
+async def get_model(name: str, request: Request) -> Response:
+    """One route or model, in the OpenAI model format."""
+    gw = _gateway(request)
+    gw.keys.check(request.headers.get("authorization"))
+    body = gw.model_bodies.get(name)
+    if body is None:
+        raise UnknownModel(f"no route or model named '{name}'", param="model")
+    return Response(body, media_type=_JSON)
+
+
+@router.get("/healthz")
+async def healthz() -> Response:
+    """Alive: the process answers."""
+    return Response(_OK, media_type=_JSON)
+
+
+@router.get("/readyz")
+async def readyz(request: Request) -> Response:
+    """Ready: every backend is reachable (503 otherwise)."""
+    gw = _gateway(request)
+    if not gw.settings.expose_readyz:
+        raise UnknownModel("no such path: /readyz", code="unknown_path")
+    ready = await gw.ready()
+    return Response(_OK if ready else _NOT_READY, status_code=200 if ready else 503, media_type=_JSON)
+
+
+@router.get("/metrics")
+async def metrics(request: Request) -> Response:
+    """Prometheus exposition of this gateway's registry."""
+    gw = _gateway(request)
+    if not gw.settings.expose_metrics:
+        raise UnknownModel("no such path: /metrics", code="unknown_path")
+    return Response(gw.metrics.render(), media_type=CONTENT_TYPE)

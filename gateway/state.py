@@ -1,0 +1,101 @@
+"""What one gateway app holds while it runs, built once at startup (no per-request policy work)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from gateway.auth import ApiKeys
+from gateway.metrics import GatewayMetrics
+from sdk.decision import Decision
+from sdk.policy import Policy, ServerSettings
+
+if TYPE_CHECKING:
+    from gateway.sse import SSEResponse
+
+__all__ = ["Gateway", "ascii_header", "route_headers"]
+
+
+def ascii_header(value: str) -> str:
+    """``value`` made safe for an HTTP header: printable ASCII, anything else as ``?``."""
+    if value.isascii() and value.isprintable():
+        return value
+    return "".join(c if " " <= c <= "~" else "?" for c in value)
+
+
+def route_headers(decision: Decision) -> dict[str, str]:
+    """The ``x-bitrate-*`` headers every answer carries."""
+    return {
+        "x-bitrate-route": ascii_header(decision.route),
+        "x-bitrate-target": ascii_header(decision.target),
+        "x-bitrate-task": ascii_header(decision.task),
+        "x-bitrate-reason": ascii_header(decision.reason),
+    }
+
+
+def _model_entry(name: str, kind: str, created: int) -> dict[str, Any]:
+    return {
+        "id": name,
+        "object": "model",
+        "created": created,
+        "owned_by": "bitrate",
+        "bitrate": {"kind": kind},
+    }
+
+
+@dataclass(slots=True)
+class Gateway:
+    """The engine and everything the routes need, resolved once."""
+
+    engine: Any
+    """The ``sdk.engine.Engine`` served."""
+    policy: Policy
+    """The policy the engine runs."""
+    settings: ServerSettings
+    """Gateway settings (the policy's ``server`` unless overridden)."""
+    keys: ApiKeys
+    """Accepted API keys."""
+    metrics: GatewayMetrics
+    """This app's Prometheus series."""
+    models_body: bytes = b""
+    """``GET /v1/models``, encoded once at startup."""
+    model_bodies: Mapping[str, bytes] = field(default_factory=dict)
+    """``GET /v1/models/{name}`` bodies, encoded once at startup."""
+
+    @classmethod
+    def build(cls, engine: Any, policy: Policy, settings: ServerSettings) -> Gateway:
+        """Resolve keys and prices; raises ``ConfigError`` for a named but unset key variable."""
+        prices = {name: cfg.price for name, cfg in policy.models.items()}
+        frontier_of = {name: route.frontier for name, route in policy.routes.items()}
+        return cls(
+            engine,
+            policy,
+            settings,
+            ApiKeys.from_env(settings.api_keys_env),
+            GatewayMetrics(prices, frontier_of),
+        )
+
+    def index_models(self, names: Iterable[str]) -> None:
+        """Encode the model list (routes first, then direct models) once."""
+        created = int(time.time())
+        entries = [_model_entry(n, "route" if n in self.policy.routes else "model", created) for n in names]
+        self.models_body = json.dumps({"object": "list", "data": entries}).encode()
+        self.model_bodies = {e["id"]: json.dumps(e).encode() for e in entries}
+
+    def stream_closed(self, response: SSEResponse) -> None:
+        """Count a finished, failed or abandoned stream."""
+        decision = response.routed.decision
+        end = time.perf_counter()
+        if response.first_chunk_at is not None:
+            self.metrics.first_token(decision, response.first_chunk_at - response.started)
+        self.metrics.answered(decision, response.status, end - response.started, response.usage, stream=True)
+
+    async def ready(self) -> bool:
+        """True when every backend answers its health check."""
+        health = await self.engine.health()
+        if isinstance(health, Mapping):
+            return all(health.values())
+        return bool(health)
