@@ -1,0 +1,114 @@
+"""Reproduce the embedded pair and the ``tiny`` probe suite from one seed.
+
+    python examples/distill/train.py            # writes the shipped locations
+    python examples/distill/train.py --out-dir /tmp/pair
+    python examples/distill/train.py --smoke    # a few steps into a temp dir (CI)
+
+Steps: generate the probe suite (its own seed; training never sees its prompts),
+train the teacher on ground truth, let it answer a pool of fresh prompts, distill
+the student from those answers and logits only, grade both on the suite, save.
+The last lines are the accuracy table and one ``key=value`` summary line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from data import ChatCodec, make_suite, write_suite
+from loops import Schedule, accuracy, build_pool, distill_student, train_teacher
+from models import STUDENT, TEACHER, make_model, n_params, save_model
+from tasks import CATEGORIES
+from tokenizer import build_tokenizer
+
+REPO = Path(__file__).resolve().parents[2]
+MAX_NEW = 16  # longest answer is 10 characters + EOS
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seed", type=int, default=0, help="seed of everything (suite, data, init)")
+    ap.add_argument("--out-dir", type=Path, default=None,
+                    help="write teacher/, student/ and tiny.jsonl here (default: the shipped locations)")
+    ap.add_argument("--teacher-steps", type=int, default=2400)
+    ap.add_argument("--student-steps", type=int, default=1500)
+    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--teacher-lr", type=float, default=2e-3)
+    ap.add_argument("--student-lr", type=float, default=3e-3)
+    ap.add_argument("--pool-size", type=int, default=24000, help="prompts the teacher answers for the student")
+    ap.add_argument("--temperature", type=float, default=2.0, help="distillation temperature")
+    ap.add_argument("--alpha", type=float, default=0.5, help="weight of the KL term; 1 - alpha on CE")
+    ap.add_argument("--per-category", type=int, default=60, help="probe items per category")
+    ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    ap.add_argument("--smoke", action="store_true", help="a few steps into a temp dir, for CI")
+    args = ap.parse_args(argv)
+    if args.smoke:
+        args.teacher_steps, args.student_steps, args.pool_size, args.per_category = 3, 3, 64, 4
+        args.out_dir = args.out_dir or Path(tempfile.mkdtemp(prefix="distill-smoke-"))
+    return args
+
+
+def _targets(out_dir: Path | None) -> tuple[Path, Path, Path]:
+    if out_dir is None:
+        embedded = REPO / "sdk" / "embedded"
+        return embedded / "teacher", embedded / "student", REPO / "profiles" / "data" / "tiny.jsonl"
+    return out_dir / "teacher", out_dir / "student", out_dir / "tiny.jsonl"
+
+
+def print_table(teacher_acc: dict[str, float], student_acc: dict[str, float]) -> None:
+    """Per-category greedy accuracy, teacher vs student."""
+    print(f"{'category':<10} {'teacher':>8} {'student':>8}")
+    for cat in CATEGORIES:
+        print(f"{cat.name:<10} {teacher_acc[cat.name]:>8.3f} {student_acc[cat.name]:>8.3f}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    import torch
+
+    torch.set_num_threads(args.threads)
+    t0 = time.perf_counter()
+    tok = build_tokenizer()
+    codec = ChatCodec(tok)
+    suite = make_suite(random.Random(f"suite-{args.seed}"), args.per_category)
+    codec.check([ex.prompt for ex in suite[:: max(1, len(suite) // 40)]])
+    held_out = frozenset(ex.prompt for ex in suite)
+
+    teacher = make_model(TEACHER, tok, seed=args.seed)
+    sched = Schedule(args.teacher_steps, args.batch_size, args.teacher_lr)
+    train_teacher(teacher, codec, random.Random(f"teacher-{args.seed}"), sched, held_out)
+    t_teacher = time.perf_counter() - t0
+    teacher_acc = accuracy(teacher, codec, suite, MAX_NEW)
+    print("teacher", {k: round(v, 3) for k, v in teacher_acc.items()}, f"{t_teacher:.0f}s", flush=True)
+
+    pool = build_pool(teacher, codec, random.Random(f"distill-{args.seed}"), args.pool_size, held_out, MAX_NEW)
+    student = make_model(STUDENT, tok, seed=args.seed + 1)
+    sched = Schedule(args.student_steps, args.batch_size, args.student_lr)
+    distill_student(student, pool, codec, random.Random(f"student-{args.seed}"), sched, args.temperature, args.alpha)
+    student_acc = accuracy(student, codec, suite, MAX_NEW)
+
+    teacher_dir, student_dir, suite_path = _targets(args.out_dir)
+    save_model(teacher, tok, teacher_dir)
+    save_model(student, tok, student_dir)
+    write_suite(suite, suite_path)
+    wall = time.perf_counter() - t0
+
+    print_table(teacher_acc, student_acc)
+    tp, sp = n_params(teacher), n_params(student)
+    print(f"wrote {teacher_dir} {student_dir} {suite_path}")
+    print(
+        f"teacher_params={tp} student_params={sp} param_ratio={sp / tp:.3f} "
+        f"teacher_min_acc={min(teacher_acc.values()):.3f} "
+        f"student_ge_0.9={sum(v >= 0.9 for v in student_acc.values())} "
+        f"student_le_0.6={sum(v <= 0.6 for v in student_acc.values())} "
+        f"teacher_s={t_teacher:.0f} wall_s={wall:.0f}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
