@@ -1,0 +1,221 @@
+"""Building requests for and reading answers from an OpenAI-compatible API: plain functions.
+
+No I/O here: the backend (``openai_http``) sends, these functions say what to send
+and what the answer means, so a future pass-through path can reuse them. Every
+error raised names the backend and never contains the API key.
+
+- :func:`build_request`: method, URL, headers and JSON body of one call.
+- :func:`parse_completion`: a 2xx body -> :class:`~sdk.protocol.ChatCompletion`.
+- :func:`error_from_status`: a >= 400 answer -> :class:`~sdk.errors.UpstreamStatusError`.
+- :func:`check_stream_headers`: a 2xx stream answer must be ``text/event-stream``.
+- :func:`parse_chunk`: one SSE ``data`` payload -> :class:`~sdk.protocol.ChatCompletionChunk`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from sdk.backends.config import OpenAIConfig
+from sdk.backends.retry import parse_retry_after
+from sdk.errors import BackendError, UpstreamStatusError
+from sdk.protocol import ChatCompletion, ChatCompletionChunk, ChatRequest
+
+__all__ = [
+    "MALFORMED",
+    "PreparedRequest",
+    "build_request",
+    "check_stream_headers",
+    "error_from_status",
+    "malformed",
+    "parse_chunk",
+    "parse_completion",
+    "redact",
+]
+
+MALFORMED = "bad_upstream_response"
+"""Error code of an upstream 2xx answer we cannot read."""
+
+MAX_MESSAGE = 300
+"""Longest upstream error text kept in our error messages."""
+
+USER_AGENT = "bitrate/0.1"
+
+
+@dataclass(frozen=True)
+class PreparedRequest:
+    """One HTTP call, ready to send with any client."""
+
+    method: str
+    """``POST`` or ``GET``."""
+    url: str
+    """Absolute URL."""
+    headers: dict[str, str]
+    """Request headers, ``Authorization`` included when a key is set (never log them)."""
+    content: bytes
+    """The JSON body, encoded."""
+
+    def __repr__(self) -> str:  # headers hold the key: keep them out of reprs and logs
+        return f"PreparedRequest({self.method} {self.url}, {len(self.content)} bytes)"
+
+
+def endpoint(config: OpenAIConfig, path: str) -> str:
+    """``base_url`` joined with ``path`` (one slash between them)."""
+    return f"{config.base_url.rstrip('/')}/{path.lstrip('/')}"
+
+
+def build_headers(config: OpenAIConfig, api_key: str | None, *, stream: bool) -> dict[str, str]:
+    """Headers for a call: the configured extras, then JSON/SSE and the bearer key."""
+    headers = {"user-agent": USER_AGENT, **{k.lower(): v for k, v in config.headers.items()}}
+    headers["content-type"] = "application/json"
+    headers["accept"] = "text/event-stream" if stream else "application/json"
+    if api_key:
+        headers["authorization"] = f"Bearer {api_key}"
+    return headers
+
+
+def build_request(
+    config: OpenAIConfig, request: ChatRequest, api_key: str | None, *, stream: bool
+) -> PreparedRequest:
+    """``POST {base_url}/chat/completions`` for ``request``, with the backend's model name.
+
+    Unknown request fields pass through; ``stream`` is forced to match the call,
+    and ``stream_options`` is dropped from a non-streaming call (OpenAI rejects it).
+    """
+    body = request.upstream_body(config.model)
+    body["stream"] = stream
+    if not stream:
+        body.pop("stream_options", None)
+    content = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+    headers = build_headers(config, api_key, stream=stream)
+    return PreparedRequest("POST", endpoint(config, "chat/completions"), headers, content)
+
+
+def redact(text: str, secret: str | None) -> str:
+    """``text`` with ``secret`` replaced by ``***`` (upstreams sometimes echo the key)."""
+    return text.replace(secret, "***") if secret else text
+
+
+def malformed(backend: str, why: str) -> BackendError:
+    """The error for an upstream 2xx answer that is not what the API promises."""
+    return BackendError(f"malformed response: {why}", backend=backend, code=MALFORMED)
+
+
+def _content_type(headers: Mapping[str, str]) -> str:
+    lowered = {k.lower(): v for k, v in headers.items()}
+    return lowered.get("content-type", "").split(";")[0].strip().lower()
+
+
+def _load_json(content: bytes, backend: str) -> Any:
+    try:
+        return json.loads(content)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise malformed(backend, f"invalid JSON ({exc})") from exc
+
+
+def parse_completion(headers: Mapping[str, str], content: bytes, backend: str) -> ChatCompletion:
+    """A 2xx non-streaming answer as a :class:`ChatCompletion`, or a ``malformed response`` error."""
+    kind = _content_type(headers)
+    if kind != "application/json" and not kind.endswith("+json"):
+        raise malformed(backend, f"content type {kind or 'missing'!r}, expected application/json")
+    data = _load_json(content, backend)
+    try:
+        return ChatCompletion.model_validate(data)
+    except ValidationError as exc:
+        raise malformed(backend, f"not a chat completion ({_first_error(exc)})") from exc
+
+
+def _first_error(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "body"
+    return f"{where}: {first['msg']}"
+
+
+def error_message(content: bytes) -> str:
+    """The upstream's own words: ``error.message`` of an OpenAI error body, a
+    FastAPI ``detail``, or the start of the raw text."""
+    try:
+        data = json.loads(content)
+    except (UnicodeDecodeError, ValueError):
+        data = None
+    message = _message_of(data) if data is not None else None
+    if message is None:
+        message = content.decode("utf-8", errors="replace").strip() or "(empty body)"
+    return truncate(message)
+
+
+def truncate(text: str, limit: int = MAX_MESSAGE) -> str:
+    """``text`` cut to ``limit`` characters, with ``...`` when cut."""
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _message_of(data: Any) -> str | None:
+    if not isinstance(data, dict):
+        return None
+    error = data.get("error")
+    if isinstance(error, dict) and error.get("message"):
+        return str(error["message"])
+    for key in ("error", "detail", "message"):
+        if isinstance(data.get(key), str):
+            return data[key]
+    return None
+
+
+def error_from_status(
+    status: int, headers: Mapping[str, str], content: bytes, backend: str, *, secret: str | None = None
+) -> UpstreamStatusError:
+    """The error for an upstream answer with ``status >= 400``: its message, request id
+    (``x-request-id``) and ``Retry-After``; ``secret`` is scrubbed from the message."""
+    lowered = {k.lower(): v for k, v in headers.items()}
+    return UpstreamStatusError(
+        redact(error_message(content), secret),
+        backend=backend,
+        upstream_status=status,
+        request_id=lowered.get("x-request-id"),
+        retry_after=parse_retry_after(lowered),
+    )
+
+
+def check_stream_headers(headers: Mapping[str, str], backend: str) -> None:
+    """Raise ``malformed response`` unless a 2xx stream answer is ``text/event-stream``."""
+    kind = _content_type(headers)
+    if kind != "text/event-stream":
+        raise malformed(backend, f"content type {kind or 'missing'!r}, expected text/event-stream")
+
+
+def parse_chunk(data: str, backend: str, *, event: str | None = None) -> ChatCompletionChunk:
+    """One SSE ``data`` payload as a chunk. An ``error`` object (or an ``event: error``)
+    raises: :class:`UpstreamStatusError` when it carries an HTTP status, else ``BackendError``."""
+    payload = _load_json(data.encode(), backend)
+    if event == "error" or (isinstance(payload, dict) and "error" in payload):
+        raise stream_error(payload, backend)
+    try:
+        return ChatCompletionChunk.model_validate(payload)
+    except ValidationError as exc:
+        raise malformed(backend, f"not a chat completion chunk ({_first_error(exc)})") from exc
+
+
+def stream_error(payload: Any, backend: str) -> BackendError:
+    """The error for an ``error`` object sent inside a stream."""
+    error = payload.get("error", payload) if isinstance(payload, dict) else payload
+    message = truncate(_message_of({"error": error}) or "unknown error")
+    status = _status_of(error)
+    if status is not None:
+        return UpstreamStatusError(f"error mid-stream: {message}", backend=backend, upstream_status=status)
+    return BackendError(
+        f"upstream error mid-stream: {message}", backend=backend, code="upstream_stream_error"
+    )
+
+
+def _status_of(error: Any) -> int | None:
+    if not isinstance(error, dict):
+        return None
+    for key in ("status", "code", "status_code"):
+        value = error.get(key)
+        if isinstance(value, int) and 400 <= value <= 599:
+            return value
+    return None

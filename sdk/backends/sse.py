@@ -1,0 +1,116 @@
+"""Server-sent events: an incremental decoder, and the OpenAI chunk stream built on it.
+
+:class:`SSEDecoder` is a small state machine fed raw byte chunks exactly as they
+arrive from the network; a line, a UTF-8 character or a ``\\r\\n`` may be split
+across two reads. It follows the WHATWG event-stream rules: lines end in
+``\\n``, ``\\r\\n`` or ``\\r``; ``:`` starts a comment; ``data:`` lines of one
+event are joined with ``\\n``; a blank line dispatches the event; an event still
+open when the stream ends is discarded.
+
+:func:`iter_chunks` turns an OpenAI stream into chunks: every ``data`` payload is
+one :class:`~sdk.protocol.ChatCompletionChunk`, ``[DONE]`` ends it, an ``error``
+payload raises, and a stream that ends without ``[DONE]`` raises
+``BackendError`` "stream truncated" (code ``stream_truncated``).
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+from collections.abc import AsyncIterable, AsyncIterator
+from dataclasses import dataclass
+
+from sdk.backends.openai_wire import parse_chunk
+from sdk.errors import BackendError
+from sdk.protocol import ChatCompletionChunk
+
+__all__ = ["DONE", "SSEDecoder", "SSEEvent", "iter_chunks"]
+
+DONE = "[DONE]"
+"""The data payload that ends an OpenAI stream."""
+
+_LINE_END = re.compile(r"\r\n|\r|\n")
+
+
+@dataclass(frozen=True)
+class SSEEvent:
+    """One dispatched event."""
+
+    data: str
+    """The ``data`` lines joined with ``\\n``."""
+    event: str = "message"
+    """The ``event`` field (``message`` when absent)."""
+    id: str | None = None
+    """The last ``id`` field seen (sticky across events, as the spec says)."""
+    retry: int | None = None
+    """A ``retry`` field of this event, in milliseconds."""
+
+
+class SSEDecoder:
+    """Incremental event-stream decoder: ``feed`` bytes, get the events they complete."""
+
+    def __init__(self) -> None:
+        self._utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._pending = ""  # an unfinished line (or a lone trailing "\r")
+        self._data: list[str] = []
+        self._event = ""
+        self._retry: int | None = None
+        self._last_id: str | None = None
+
+    def feed(self, chunk: bytes) -> list[SSEEvent]:
+        """Decode ``chunk``; return the events whose blank line it completed."""
+        text = self._pending + self._utf8.decode(chunk)
+        # A trailing "\r" may be the first half of "\r\n": keep it for the next read.
+        lines = _LINE_END.split(text[:-1] if text.endswith("\r") else text)
+        self._pending = lines.pop() + ("\r" if text.endswith("\r") else "")
+        events = [self._line(line) for line in lines]
+        return [e for e in events if e is not None]
+
+    def close(self) -> list[SSEEvent]:
+        """End of stream: a final ``\\r`` ends its line; an undispatched event is dropped."""
+        text = self._pending + self._utf8.decode(b"", final=True)
+        self._pending = ""
+        events = [self._line(line) for line in _LINE_END.split(text)[:-1]]
+        return [e for e in events if e is not None]
+
+    def _line(self, line: str) -> SSEEvent | None:
+        if not line:
+            return self._dispatch()
+        if line.startswith(":"):
+            return None  # comment (keep-alive pings)
+        name, _, value = line.partition(":")
+        value = value[1:] if value.startswith(" ") else value
+        if name == "data":
+            self._data.append(value)
+        elif name == "event":
+            self._event = value
+        elif name == "id" and "\0" not in value:
+            self._last_id = value
+        elif name == "retry" and value.isdigit():
+            self._retry = int(value)
+        return None  # unknown fields are ignored, as the spec says
+
+    def _dispatch(self) -> SSEEvent | None:
+        data, event, retry = self._data, self._event, self._retry
+        self._data, self._event, self._retry = [], "", None
+        if not data:
+            return None
+        return SSEEvent("\n".join(data), event or "message", self._last_id, retry)
+
+
+async def iter_chunks(source: AsyncIterable[bytes], backend: str) -> AsyncIterator[ChatCompletionChunk]:
+    """The chunks of an OpenAI stream read from ``source`` (raw body bytes).
+
+    Stops at ``[DONE]`` without reading further; the caller closes the source.
+    """
+    decoder = SSEDecoder()
+    async for raw in source:
+        for event in decoder.feed(raw):
+            if event.data.strip() == DONE:
+                return
+            yield parse_chunk(event.data, backend, event=event.event)
+    for event in decoder.close():
+        if event.data.strip() == DONE:
+            return
+        yield parse_chunk(event.data, backend, event=event.event)
+    raise BackendError("stream truncated: it ended without [DONE]", backend=backend, code="stream_truncated")
