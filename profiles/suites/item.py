@@ -61,11 +61,10 @@ class Item(BaseModel):
 
     @property
     def prompt_text(self) -> str:
-        """The text of the last user message (what a category detector would see)."""
+        """The user messages' text joined by blank lines (``prompt`` itself when given)."""
         if self.prompt is not None:
             return self.prompt
-        users = [m for m in self.chat_messages() if m.role == "user"]
-        return text_of(users[-1]) if users else ""
+        return "\n\n".join(text_of(m) for m in self.chat_messages() if m.role == "user")
 
     def canonical(self) -> dict[str, Any]:
         """A JSON-ready form with defaults filled in, used for hashing."""
@@ -73,12 +72,12 @@ class Item(BaseModel):
 
 
 def suite_hash(items: list[Item]) -> str:
-    """``sha256:`` over the canonical JSON of the items, in order."""
+    """Hex SHA-256 over the canonical JSON of the items, in order."""
     digest = hashlib.sha256()
     for item in items:
         digest.update(json.dumps(item.canonical(), sort_keys=True, separators=(",", ":")).encode())
         digest.update(b"\n")
-    return "sha256:" + digest.hexdigest()
+    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
