@@ -46,6 +46,7 @@ from sdk.backends.openai_wire import (
     malformed,
     parse_completion,
     redact,
+    truncate,
 )
 from sdk.backends.retry import RetryPolicy
 from sdk.backends.sse import iter_chunks
@@ -95,21 +96,25 @@ def read_api_key(config: OpenAIConfig) -> SecretStr | None:
     return SecretStr(value.strip())
 
 
-def _is_aiohttp_connection_loss(exc: BaseException) -> bool:
-    """httpx_aiohttp reports a dropped or reset connection as ``ConnectTimeout``; undo that."""
+def _aiohttp_failure(exc: BaseException) -> str | None:
+    """httpx_aiohttp reports refused, dropped and reset connections alike as ``ConnectTimeout``;
+    its cause tells them apart: ``"connect"``, ``"lost"``, or ``None`` (a real timeout or not aiohttp)."""
     aiohttp = sys.modules.get("aiohttp")
     cause = exc.__cause__
-    return (
-        aiohttp is not None
-        and isinstance(cause, aiohttp.ClientConnectionError)
-        and not isinstance(cause, aiohttp.ServerTimeoutError | aiohttp.ClientConnectorError)
-    )
+    if aiohttp is None or not isinstance(cause, aiohttp.ClientConnectionError):
+        return None
+    if isinstance(cause, aiohttp.ServerTimeoutError):
+        return None
+    return "connect" if isinstance(cause, aiohttp.ClientConnectorError) else "lost"
 
 
 def _translate(exc: Exception, backend: str, config: OpenAIConfig, secret: str | None) -> BackendError | None:
     """The most specific :mod:`sdk.errors` class for a transport exception; ``None`` for a foreign one."""
-    detail = redact(str(exc), secret) or type(exc).__name__
-    if isinstance(exc, httpx.ConnectTimeout) and _is_aiohttp_connection_loss(exc):
+    detail = truncate(redact(str(exc), secret) or type(exc).__name__)
+    aiohttp_failure = _aiohttp_failure(exc) if isinstance(exc, httpx.ConnectTimeout) else None
+    if aiohttp_failure == "connect":
+        return BackendUnavailable(f"cannot connect to {config.base_url}: {detail}", backend=backend)
+    if aiohttp_failure == "lost":
         return BackendUnavailable(f"connection lost: {detail}", backend=backend)
     if isinstance(exc, httpx.ConnectTimeout):
         return BackendUnavailable(f"no connection within {config.connect_timeout}s", backend=backend)
@@ -194,7 +199,7 @@ class OpenAIBackend(Backend):
     async def complete(self, request: ChatRequest) -> ChatCompletion:
         """Answer in one piece; retries per :mod:`sdk.backends.retry`."""
         prepared = build_request(self.config, request, self._secret, stream=False)
-        return await self.retry.call(lambda: self._complete_once(prepared))
+        return await self.retry.call(self._complete_once, prepared)
 
     async def _complete_once(self, prepared: PreparedRequest) -> ChatCompletion:
         with self._errors():
@@ -209,7 +214,7 @@ class OpenAIBackend(Backend):
     async def stream(self, request: ChatRequest) -> AsyncIterator[ChatCompletionChunk]:
         """Answer as chunks. Opening (status, headers) is retried; a failure after that raises."""
         prepared = build_request(self.config, request, self._secret, stream=True)
-        response = await self.retry.call(lambda: self._open_stream(prepared))
+        response = await self.retry.call(self._open_stream, prepared)
         try:
             async for chunk in iter_chunks(self._body(response), self.name):
                 yield chunk

@@ -29,6 +29,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from tenacity import AsyncRetrying, RetryCallState, stop_after_attempt
 from tenacity.retry import retry_base
@@ -50,6 +51,7 @@ log = logging.getLogger("bitrate.backends.retry")
 RETRY_STATUSES = frozenset({408, 429})
 """Upstream 4xx statuses worth retrying; every 5xx is retried too."""
 
+T = TypeVar("T")
 Sleep = Callable[[float], Awaitable[None]]
 
 
@@ -190,6 +192,7 @@ class RetryPolicy:
             reraise=True,
         )
 
-    async def call(self, fn: Callable[[], Awaitable[object]]) -> object:
-        """Run ``fn`` under this policy and return its result."""
-        return await self.retrying()(fn)
+    async def call(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """``await fn(*args)`` under this policy; ``fn`` must be a coroutine function
+        (tenacity tells sync from async callables by that, not by the result)."""
+        return await self.retrying()(fn, *args)
