@@ -17,7 +17,7 @@ caller sent is ``bitrate.route``.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -115,10 +115,19 @@ def _caller_fault(exc: BackendError) -> bool:
 class Engine:
     """Routes chat requests between the policy's models. See the module docstring."""
 
-    def __init__(self, policy: Policy, *, circuit: Circuit | None = None):
+    def __init__(
+        self,
+        policy: Policy,
+        *,
+        backends: Mapping[str, Backend] | None = None,
+        circuit: Circuit | None = None,
+    ):
+        """``backends`` supplies ready backends by model name (the rest are built by ``start()``
+        from the policy); ``circuit`` replaces the default circuit breaker."""
         self.policy = policy
         self.circuit = circuit or Circuit()
-        self._backends: dict[str, Backend] = {}
+        self._given = dict(backends or {})
+        self._backends: dict[str, Backend] = dict(self._given)
         self._routes: dict[str, RouteRuntime] | None = None
 
     # ------------------------------------------------------------------ life cycle
@@ -126,15 +135,17 @@ class Engine:
     async def start(self) -> None:
         """Load the routes' profiles and detectors, and build every backend (loads local models)."""
         self.routes()
+        self._backends.update(self._given)
         for name, config in self.policy.models.items():
             if name not in self._backends:
                 self._backends[name] = make_backend(name, config)
 
     async def aclose(self) -> None:
-        """Close every backend."""
+        """Close the backends the engine built (those passed in stay open: their owner closes them)."""
         backends, self._backends = self._backends, {}
-        for backend in backends.values():
-            await backend.close()
+        for name, backend in backends.items():
+            if name not in self._given:
+                await backend.close()
 
     async def __aenter__(self) -> Engine:
         await self.start()

@@ -36,14 +36,16 @@ def _read(path: Path) -> tuple[Any, yaml.Node | None]:
     return data, node
 
 
-def _child(node: yaml.Node, part: object) -> yaml.Node | None:
+def _child(node: yaml.Node, part: object) -> tuple[int, yaml.Node] | None:
+    """The child at ``part`` and the line to show for it (a mapping entry's key line)."""
     if isinstance(node, yaml.MappingNode):
         for key, value in node.value:
             if key.value == str(part):
-                return value
+                return key.start_mark.line + 1, value
         return None
     if isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-        return node.value[part]
+        item = node.value[part]
+        return item.start_mark.line + 1, item
     return None
 
 
@@ -55,10 +57,10 @@ def node_line(root: yaml.Node | None, loc: Sequence[object]) -> tuple[int | None
         return (root.start_mark.line + 1 if root is not None else None), None
     node, line, parts = root, None, []
     for i, part in enumerate(loc):
-        child = _child(node, part) if node is not None else None
-        if child is not None:
-            node, line = child, child.start_mark.line + 1
-        if child is not None or i == len(loc) - 1:
+        found = _child(node, part) if node is not None else None
+        if found is not None:
+            line, node = found
+        if found is not None or i == len(loc) - 1:
             parts.append(str(part))
     if line is None and root is not None:
         line = root.start_mark.line + 1
@@ -66,7 +68,9 @@ def node_line(root: yaml.Node | None, loc: Sequence[object]) -> tuple[int | None
 
 
 def _first_error(exc: ValidationError) -> tuple[tuple[object, ...], str]:
-    err = exc.errors(include_url=False)[0]
+    errors = exc.errors(include_url=False)
+    # a misspelt key shows up twice (unknown key + required key missing): name the typo
+    err = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     loc = tuple(err["loc"])
     msg = err["msg"].removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":
