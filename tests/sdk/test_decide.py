@@ -33,44 +33,46 @@ def rule(task: str) -> TaskGuess:
     return TaskGuess(task, "rule", 1.0, rule=f"^{task}:")
 
 
-# (id, route changes, guess, estimate, unavailable, expected side, expected rule, expected verdict, reason part)
+S, F, UNK = "student", "frontier", TaskGuess("unknown", "none", 0.0)
+FB_S = {"fallback": {"frontier_error": "student"}}  # frontier failures may go to the student
+NO_FB = {"fallback": {"student_error": "none"}}  # student failures may not go to the frontier
+PP = {"per_prompt": True}
+
+# id, route changes, guess, estimate, unavailable, -> side, rule, verdict, a piece of the reason
 # fmt: off
 TABLE = [
-    ("safe -> student", {}, rule("reverse"), None, (), "student", "verdict", "safe", "is safe"),
-    ("unsafe -> frontier", {}, rule("add"), None, (), "frontier", "verdict", "unsafe", "is unsafe"),
-    ("uncertain -> frontier by default", {}, rule("sort"), None, (), "frontier", "uncertain", "uncertain", "straddles"),
-    ("uncertain -> student when asked", {"uncertain": "student"}, rule("sort"), None, (), "student", "uncertain",
-     "uncertain", "uncertain goes to student"),
-    ("task not in profile -> uncertain side", {}, rule("poetry"), None, (), "frontier", "uncertain", "unknown",
+    ("safe -> student", {}, rule("reverse"), None, (), S, "verdict", "safe", "is safe"),
+    ("unsafe -> frontier", {}, rule("add"), None, (), F, "verdict", "unsafe", "is unsafe"),
+    ("uncertain -> frontier by default", {}, rule("sort"), None, (), F, "uncertain", "uncertain", "straddles"),
+    ("uncertain -> student when asked", {"uncertain": S}, rule("sort"), None, (), S, "uncertain", "uncertain",
+     "uncertain goes to student"),
+    ("task not in profile -> uncertain side", {}, rule("poetry"), None, (), F, "uncertain", "unknown",
      "not in the profile"),
-    ("unknown task -> frontier by default", {}, TaskGuess("unknown", "none", 0.0), None, (), "frontier",
-     "unknown_task", "unknown", "not detected"),
-    ("unknown task -> student when asked", {"unknown": "student"}, TaskGuess("unknown", "none", 0.0), None, (),
-     "student", "unknown_task", "unknown", "go to student"),
-    ("pin beats a safe verdict", {"pin": {"reverse": "frontier"}}, rule("reverse"), None, (), "frontier", "pin",
-     "safe", "pinned to frontier"),
-    ("pin beats an unsafe verdict", {"pin": {"add": "student"}}, rule("add"), None, (), "student", "pin", "unsafe",
+    ("unknown task -> frontier by default", {}, UNK, None, (), F, "unknown_task", "unknown", "not detected"),
+    ("unknown task -> student when asked", {"unknown": S}, UNK, None, (), S, "unknown_task", "unknown",
+     "go to student"),
+    ("pin beats a safe verdict", {"pin": {"reverse": F}}, rule("reverse"), None, (), F, "pin", "safe",
+     "pinned to frontier"),
+    ("pin beats an unsafe verdict", {"pin": {"add": S}}, rule("add"), None, (), S, "pin", "unsafe",
      "pinned to student"),
-    ("per-prompt safe in an unsafe category", {"per_prompt": True}, rule("add"), Est(0.01, "safe"), (), "student",
-     "per_prompt", "safe", "estimated loss 0.010"),
-    ("per-prompt unsafe in a safe category", {"per_prompt": True}, rule("reverse"), Est(0.3, "unsafe"), (),
-     "frontier", "per_prompt", "unsafe", "estimated loss 0.300"),
-    ("per-prompt uncertain -> uncertain side", {"per_prompt": True}, rule("reverse"), Est(0.05, "uncertain"), (),
-     "frontier", "per_prompt", "uncertain", "uncertain"),
-    ("estimate ignored unless per_prompt", {}, rule("add"), Est(0.0, "safe"), (), "frontier", "verdict", "unsafe",
+    ("per-prompt safe in an unsafe category", PP, rule("add"), Est(0.01, "safe"), (), S, "per_prompt", "safe",
+     "estimated loss 0.010"),
+    ("per-prompt unsafe in a safe category", PP, rule("reverse"), Est(0.3, "unsafe"), (), F, "per_prompt",
+     "unsafe", "estimated loss 0.300"),
+    ("per-prompt uncertain -> uncertain side", PP, rule("reverse"), Est(0.05, "uncertain"), (), F, "per_prompt",
+     "uncertain", "uncertain"),
+    ("estimate ignored unless per_prompt", {}, rule("add"), Est(0.0, "safe"), (), F, "verdict", "unsafe",
      "is unsafe"),
-    ("health: student down -> frontier", {}, rule("reverse"), None, ("s",), "frontier", "health", "safe",
-     "unavailable"),
-    ("health: student down, no fallback -> student", {"fallback": {"student_error": "none"}}, rule("reverse"), None,
-     ("s",), "student", "verdict", "safe", "is safe"),
-    ("health: frontier down, fallback allowed", {"fallback": {"frontier_error": "student"}}, rule("sort"), None,
-     ("f",), "student", "health", "uncertain", "unavailable"),
-    ("health: frontier down, task unsafe -> stays", {"fallback": {"frontier_error": "student"}}, rule("add"), None,
-     ("f",), "frontier", "verdict", "unsafe", "is unsafe"),
-    ("health: frontier down, default policy -> stays", {}, rule("sort"), None, ("f",), "frontier", "uncertain",
-     "uncertain", "straddles"),
-    ("health: both down -> first choice", {}, rule("reverse"), None, ("s", "f"), "student", "verdict", "safe",
+    ("health: student down -> frontier", {}, rule("reverse"), None, ("s",), F, "health", "safe", "unavailable"),
+    ("health: student down, no fallback -> student", NO_FB, rule("reverse"), None, ("s",), S, "verdict", "safe",
      "is safe"),
+    ("health: frontier down, fallback allowed", FB_S, rule("sort"), None, ("f",), S, "health", "uncertain",
+     "unavailable"),
+    ("health: frontier down, task unsafe -> stays", FB_S, rule("add"), None, ("f",), F, "verdict", "unsafe",
+     "is unsafe"),
+    ("health: frontier down, default policy -> stays", {}, rule("sort"), None, ("f",), F, "uncertain",
+     "uncertain", "straddles"),
+    ("health: both down -> first choice", {}, rule("reverse"), None, ("s", "f"), S, "verdict", "safe", "is safe"),
 ]
 # fmt: on
 
@@ -110,14 +112,12 @@ def test_decide_is_pure_same_inputs_same_output():
 
 # fmt: off
 FALLBACK = [
-    ("student error -> frontier (default)", {}, "reverse", "student", "frontier"),
-    ("student error, fallback off", {"fallback": {"student_error": "none"}}, "reverse", "student", None),
-    ("frontier error -> none (default)", {}, "add", "frontier", None),
-    ("frontier error -> student when allowed", {"fallback": {"frontier_error": "student"}}, "sort", "frontier",
-     "student"),
-    ("frontier error, task unsafe -> none", {"fallback": {"frontier_error": "student"}}, "add", "frontier", None),
-    ("frontier error, task pinned to frontier -> none",
-     {"fallback": {"frontier_error": "student"}, "pin": {"reverse": "frontier"}}, "reverse", "frontier", None),
+    ("student error -> frontier (default)", {}, "reverse", S, F),
+    ("student error, fallback off", NO_FB, "reverse", S, None),
+    ("frontier error -> none (default)", {}, "add", F, None),
+    ("frontier error -> student when allowed", FB_S, "sort", F, S),
+    ("frontier error, task unsafe -> none", FB_S, "add", F, None),
+    ("frontier error, task pinned to frontier -> none", {**FB_S, "pin": {"reverse": F}}, "reverse", F, None),
 ]
 # fmt: on
 
