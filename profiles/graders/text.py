@@ -90,7 +90,10 @@ class Regex(Grader):
     @classmethod
     def _compiles(cls, value: str | None) -> str | None:
         if value is not None:
-            re.compile(value)
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"invalid regular expression: {exc}") from exc
         return value
 
     def grade(self, answer: str, item: Item, *, frontier_answer: str | None = None) -> float:
