@@ -91,9 +91,8 @@ def test_helpers():
     assert normalise("  A-b,  C! ") == "a b c"
     assert last_number("from 3 to −4.5") == -4.5 and last_number("none") is None
     assert choice_letter("the answer is (d)") == "D"
-    assert {"exact", "normalised", "numeric", "regex", "mc", "json", "json_schema", "ifeval", "agreement"} <= set(
-        GRADERS
-    )
+    names = {"exact", "normalised", "numeric", "regex", "mc", "json", "json_schema", "ifeval", "agreement"}
+    assert names <= set(GRADERS)
 
 
 def ifeval(answer: str, ids: list[str], kwargs: list[dict], prompt: str = "p", **args) -> float:

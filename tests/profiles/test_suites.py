@@ -24,8 +24,12 @@ def write_jsonl(path: Path, rows: list[dict | str]) -> Path:
 ROWS = [
     {"id": "a1", "category": "add", "prompt": "add: 2 3", "reference": 5, "grader": "numeric"},
     {"id": "a2", "category": "add", "prompt": "add: 1 1", "reference": "2", "grader": "numeric"},
-    {"id": "r1", "category": "reverse", "messages": [{"role": "user", "content": "reverse: abc"}],
-     "reference": "cba"},
+    {
+        "id": "r1",
+        "category": "reverse",
+        "messages": [{"role": "user", "content": "reverse: abc"}],
+        "reference": "cba",
+    },
     {"id": "f1", "category": "free", "prompt": "say hi", "reference": None, "grader": "agreement"},
 ]
 
@@ -66,7 +70,7 @@ def test_hash_is_canonical_and_changes_with_content(tmp_path):
         ('{"id": "x", "category": "c", "prompt": "p", "messages": [{"role": "user", "content": "p"}]}', None),
         ('{"id": "x", "category": "c", "prompt": "p", "colour": "red"}', "colour"),
         ('{"id": "x", "category": "c", "prompt": "p", "grader": "telepathy"}', "grader"),
-        ('{"id": "x", "category": "c", "prompt": "p", "grader": "numeric", "grader_args": {"tol": 1}}', "grader"),
+        ('{"id": "x", "category": "c", "prompt": "p", "grader": "mc", "grader_args": {"t": 1}}', "grader"),
         ('{"id": "a1", "category": "c", "prompt": "p"}', "id"),  # duplicate of line 1
     ],
 )
