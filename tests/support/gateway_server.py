@@ -49,9 +49,7 @@ def running_app(app: Any, *, startup_timeout: float = 120.0) -> Iterator[Running
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        app, log_level="warning", access_log=False, ws="none", lifespan="on", loop="asyncio"
-    )
+    config = uvicorn.Config(app, log_level="warning", access_log=False, ws="none", lifespan="on")
     server = uvicorn.Server(config)
     thread = threading.Thread(
         target=server.run, kwargs={"sockets": [sock]}, name=f"gateway-{port}", daemon=True
