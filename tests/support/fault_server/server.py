@@ -27,6 +27,11 @@ class FaultServer:
         self._gone: list[RecordedRequest] = []
         self.client_gone = threading.Event()
         """Set when a client closed a connection while a stream was being sent."""
+        self.connections = 0
+        """TCP connections accepted so far (pooling shows as few connections for many requests)."""
+        self.max_open = 0
+        """Most connections open at the same time."""
+        self._open = 0
         self._loop = asyncio.new_event_loop()
         self._tasks: set[asyncio.Task] = set()
         self._server: asyncio.Server | None = None
@@ -61,7 +66,7 @@ class FaultServer:
 
     def record_client_gone(self, request: RecordedRequest) -> None:
         with self._lock:
-            if request not in self._gone:
+            if not any(r is request for r in self._gone):
                 self._gone.append(request)
         self.client_gone.set()
 
@@ -77,6 +82,10 @@ class FaultServer:
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._tasks.add(asyncio.current_task())
+        with self._lock:
+            self.connections += 1
+            self._open += 1
+            self.max_open = max(self.max_open, self._open)
         try:
             while await self._one_exchange(reader, writer):
                 pass
@@ -86,6 +95,8 @@ class FaultServer:
             pass  # server shutdown; swallowed so asyncio's start_server callback does not log it
         finally:
             self._tasks.discard(asyncio.current_task())
+            with self._lock:
+                self._open -= 1
             writer.close()
 
     async def _one_exchange(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
