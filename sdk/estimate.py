@@ -1,0 +1,301 @@
+"""Per-prompt loss estimates from the profile's evidence, and their calibrated threshold.
+
+For a prompt ``x`` of category ``c``, with evidence items ``i`` (prompt vector
+``e_i``, loss ``d_i = f_i - s_i``):
+
+- similarities ``sim_i = <x, e_i>``; the ``k`` nearest items get weights
+  ``w_i = clip((sim_i - background) / (typical - background), 0, 1) ** power``, where
+  ``typical`` is how close evidence items are to their nearest other item and
+  ``background`` how close two random items are (both measured on the evidence),
+  so a neighbour as close as a typical near-duplicate counts fully and an
+  unrelated one not at all;
+- ``n_eff = sum w_i``, the local loss ``sum w_i d_i / n_eff``;
+- shrunk toward the category's loss ``L_c`` (empirical Bayes with prior strength
+  ``k0``): ``loss = (n_eff * local + k0 * L_c) / (n_eff + k0)``, so few or far
+  neighbours leave the category's figure.
+
+**Calibration.** Each evidence item's estimate is recomputed leaving it out (its
+own loss is neither a neighbour nor part of its category prior). Sorting items by
+that estimate, the threshold is the largest estimate ``t`` such that the items at
+or below ``t`` -- the ones the router would send to the student -- have a loss
+interval whose upper end (Newcombe's paired interval for 0/1 scores, a normal
+interval otherwise, at the route's two-sided confidence) is within ``max_loss``.
+A prompt whose estimate is at most ``t`` is ``safe``; above ``max_loss``,
+``unsafe``; in between, ``uncertain`` (the policy says where that goes).
+
+``route_vector`` is a pure function of these precomputed arrays and the prompt's
+vector; ``route`` embeds the prompt first (through the shared, cached embedder).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from sdk.decision import TaskGuess, Verdict
+from sdk.detect.base import DetectContext, last_user_text
+from sdk.embed import DUPLICATE, Embedder, HashingEmbedder, VectorIndex, minilm_available
+from sdk.protocol import ChatRequest
+from sdk.stats import PairedCounts, newcombe_paired_interval, paired_counts, z_two_sided
+
+__all__ = ["Calibration", "Estimate", "EstimatorSettings", "PromptEstimator", "calibrate", "from_context"]
+
+
+@dataclass(frozen=True, slots=True)
+class EstimatorSettings:
+    """Knobs of the per-prompt estimator (tune them on the profile's evidence only)."""
+
+    k: int = 20
+    """Neighbours considered."""
+    k0: float = 4.0
+    """Prior strength: how many fully similar neighbours weigh as much as the category's loss."""
+    power: float = 1.0
+    """Sharpens (> 1) or flattens (< 1) the similarity weights."""
+    within_category: bool = True
+    """Take neighbours only among evidence items of the prompt's category (when it is known and
+    has evidence): a similar prompt asking for another kind of task says little about this one."""
+
+
+@dataclass(frozen=True, slots=True)
+class Estimate:
+    """This prompt's expected loss if the student answers, and how it was reached."""
+
+    loss: float
+    """Shrunk estimate of ``f - s`` for this prompt."""
+    n_eff: float
+    """Effective number of neighbours (sum of similarity weights)."""
+    category_loss: float
+    """The prior: the category's loss (the evidence's overall loss for an unknown category)."""
+    verdict: Verdict = "unknown"
+    """``safe`` (at or below the calibrated threshold), ``unsafe`` (above ``max_loss``) or ``uncertain``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Calibration:
+    """The threshold chosen on the evidence and what it promised there."""
+
+    threshold: float
+    """Estimates at or below this go to the student (``-inf``: nothing qualified)."""
+    student_share: float
+    """Share of evidence items under the threshold (leave-one-out estimates)."""
+    n_student: int
+    """How many evidence items that is."""
+    loss: float
+    """Mean loss of those items (0 when none)."""
+    loss_high: float
+    """Upper end of its interval (0 when none); at most ``max_loss`` by construction."""
+
+
+def _upper_bounds(student: np.ndarray, frontier: np.ndarray, confidence: float) -> np.ndarray:
+    """Upper end of the loss interval of every prefix ``[:m]`` (m = 1..n) of the paired scores."""
+    n = len(student)
+    if paired_counts(student.tolist(), frontier.tolist()) is not None:
+        cum = {
+            key: np.cumsum((frontier == fv) & (student == sv))
+            for key, fv, sv in (("both", 1, 1), ("breaks", 1, 0), ("fixes", 0, 1), ("neither", 0, 0))
+        }
+        tables = (PairedCounts(**{k: int(v[m]) for k, v in cum.items()}) for m in range(n))
+        return np.array([newcombe_paired_interval(t, confidence)[1] for t in tables])
+    diffs = frontier - student
+    m = np.arange(1, n + 1)
+    mean = np.cumsum(diffs) / m
+    var = np.maximum(np.cumsum(diffs * diffs) / m - mean * mean, 0.0) * m / np.maximum(m - 1, 1)
+    sd = np.where(m > 1, np.sqrt(var), 1.0)
+    return mean + z_two_sided(confidence) * sd / np.sqrt(m)
+
+
+def calibrate(
+    estimates: np.ndarray, student: np.ndarray, frontier: np.ndarray, *, max_loss: float, confidence: float
+) -> Calibration:
+    """The largest threshold on ``estimates`` (out-of-sample, one per evidence item) whose
+    student-routed items' loss interval stays within ``max_loss``."""
+    order = np.argsort(estimates, kind="stable")
+    est, s, f = estimates[order], student[order], frontier[order]
+    highs = _upper_bounds(s, f, confidence)
+    best = Calibration(-math.inf, 0.0, 0, 0.0, 0.0)
+    for m in range(1, len(est) + 1):
+        if m < len(est) and est[m] == est[m - 1]:
+            continue  # cut only between distinct estimates
+        if highs[m - 1] <= max_loss:
+            loss = float((f[:m] - s[:m]).mean())
+            best = Calibration(float(est[m - 1]), m / len(est), m, loss, float(highs[m - 1]))
+    return best
+
+
+class PromptEstimator:
+    """Per-prompt loss estimates over the profile's evidence (see the module docstring)."""
+
+    def __init__(
+        self,
+        embedder: Embedder,
+        index: VectorIndex,
+        student: Sequence[float],
+        frontier: Sequence[float],
+        category_loss: dict[str, float],
+        *,
+        max_loss: float,
+        confidence: float,
+        settings: EstimatorSettings = EstimatorSettings(),
+    ):
+        self.embedder = embedder
+        self.index = index
+        self.student = np.asarray(student, dtype=np.float64)
+        self.frontier = np.asarray(frontier, dtype=np.float64)
+        self.diffs = self.frontier - self.student
+        self.category_loss = dict(category_loss)
+        self.overall_loss = float(self.diffs.mean()) if len(self.diffs) else 0.0
+        self.max_loss = max_loss
+        self.confidence = confidence
+        self.settings = settings
+        self._labels = np.asarray(index.labels)
+        self._categories = set(index.labels)
+        self.typical, self.background = self._scale()
+        self.calibration = self._calibrate()
+
+    @classmethod
+    def from_profile(
+        cls,
+        profile: object,
+        embedder: Embedder,
+        *,
+        max_loss: float,
+        confidence: float,
+        settings: EstimatorSettings = EstimatorSettings(),
+    ) -> PromptEstimator:
+        """Build from a :class:`sdk.profile.Profile` with evidence (embeds every evidence prompt once)."""
+        items = list(getattr(profile, "evidence", None) or [])
+        index = VectorIndex.build(embedder, [i.prompt for i in items], [i.category for i in items])
+        cats = {name: stats.loss for name, stats in getattr(profile, "categories", {}).items()}
+        return cls(
+            embedder,
+            index,
+            [i.student for i in items],
+            [i.frontier for i in items],
+            cats,
+            max_loss=max_loss,
+            confidence=confidence,
+            settings=settings,
+        )
+
+    @property
+    def threshold(self) -> float:
+        """The calibrated threshold (``-inf`` when no share of the evidence met the tolerance)."""
+        return self.calibration.threshold
+
+    # -------------------------------------------------------------- estimating
+
+    def estimate_vector(self, vector: np.ndarray, category: str | None) -> Estimate:
+        """The estimate for an embedded prompt of ``category`` (``None``/unknown: the overall loss)."""
+        prior = self.category_loss.get(category or "", self.overall_loss)
+        sims = self.index.similarities(vector)
+        if self.settings.within_category and category in self._categories:
+            sims = np.where(self._labels == category, sims, -np.inf)
+        loss, n_eff = self._shrunk(sims, prior)
+        return Estimate(loss, n_eff, prior, self._verdict(loss))
+
+    def estimate_text(self, prompt: str, category: str | None) -> Estimate:
+        """The estimate for a prompt's text."""
+        return self.estimate_vector(self.embedder.embed([prompt])[0], category)
+
+    def estimate(self, request: ChatRequest, guess: TaskGuess) -> Estimate:
+        """The engine's entry: the estimate for a request's last user message and detected task."""
+        task = None if guess.task == "unknown" else guess.task
+        return self.estimate_text(last_user_text(request), task)
+
+    def route_vector(self, vector: np.ndarray, category: str | None) -> tuple[bool, Estimate]:
+        """``(send_to_student, estimate)`` for an embedded prompt."""
+        est = self.estimate_vector(vector, category)
+        return est.verdict == "safe", est
+
+    def route(self, prompt: str, category: str | None) -> tuple[bool, Estimate]:
+        """``(send_to_student, estimate)`` for a prompt's text."""
+        return self.route_vector(self.embedder.embed([prompt])[0], category)
+
+    # -------------------------------------------------------------- internals
+
+    def _verdict(self, loss: float) -> Verdict:
+        if loss <= self.calibration.threshold:
+            return "safe"
+        return "unsafe" if loss > self.max_loss else "uncertain"
+
+    def _weights(self, sims: np.ndarray) -> np.ndarray:
+        span = max(self.typical - self.background, 1e-6)
+        return np.clip((sims - self.background) / span, 0.0, 1.0) ** self.settings.power
+
+    def _shrunk(self, sims: np.ndarray, prior: float) -> tuple[float, float]:
+        if len(sims) == 0:
+            return prior, 0.0
+        top = self.index.nearest(sims, self.settings.k)
+        w = self._weights(sims[top])
+        n_eff = float(w.sum())
+        local = float(w @ self.diffs[top]) / n_eff if n_eff > 0 else prior
+        k0 = self.settings.k0
+        return (n_eff * local + k0 * prior) / (n_eff + k0), n_eff
+
+    def _scale(self) -> tuple[float, float]:
+        """``(typical nearest-other similarity, median similarity of random pairs)`` of the evidence."""
+        n = len(self.index)
+        if n < 3:
+            return 1.0, 0.0
+        rng = np.random.default_rng(0)
+        rows = rng.choice(n, size=min(512, n), replace=False)
+        sims = self.index.matrix[rows] @ self.index.matrix.T
+        sims[sims >= DUPLICATE] = np.nan  # itself, and items that share its prompt
+        background = float(np.nanmedian(sims))
+        typical = float(np.nanmedian(np.nanmax(sims, axis=1)))
+        return typical, min(background, typical - 1e-3)
+
+    def loo_estimates(self) -> np.ndarray:
+        """Each evidence item's estimate with its prompt left out: no item with the same prompt
+        (several items may share one, e.g. one per instruction) is a neighbour or part of the
+        category prior. These out-of-sample estimates are what calibration uses."""
+        n = len(self.index)
+        labels = self._labels
+        groups = self._prompt_groups()
+        out = np.empty(n)
+        for j in range(n):
+            keep = groups != groups[j]
+            same = keep & (labels == labels[j])
+            prior = float(self.diffs[same].mean()) if same.any() else self._mean_or_zero(keep)
+            sims = self.index.similarities(self.index.matrix[j]).copy()
+            sims[~(same if self.settings.within_category else keep)] = -np.inf
+            out[j] = self._shrunk(sims, prior)[0]
+        return out
+
+    def _mean_or_zero(self, mask: np.ndarray) -> float:
+        return float(self.diffs[mask].mean()) if mask.any() else 0.0
+
+    def _prompt_groups(self) -> np.ndarray:
+        """Group id per evidence item: items whose vectors coincide share a prompt."""
+        keys = [row.tobytes() for row in self.index.matrix]
+        ids: dict[bytes, int] = {}
+        return np.array([ids.setdefault(key, len(ids)) for key in keys])
+
+    def _calibrate(self) -> Calibration:
+        if len(self.index) == 0:
+            return Calibration(-math.inf, 0.0, 0, 0.0, 0.0)
+        return calibrate(
+            self.loo_estimates(),
+            self.student,
+            self.frontier,
+            max_loss=self.max_loss,
+            confidence=self.confidence,
+        )
+
+
+def from_context(ctx: DetectContext) -> PromptEstimator:
+    """The engine's factory: an estimator over the route's profile evidence at the route's
+    tolerance, on the shared MiniLM embedder when installed, else TF-IDF hashing."""
+    tol = ctx.route.tolerance
+    if minilm_available():
+        from sdk.detect.embedding import shared_minilm
+
+        embedder: Embedder = shared_minilm()
+    else:
+        embedder = HashingEmbedder().fit([item.prompt for item in ctx.profile.evidence or []])
+    return PromptEstimator.from_profile(
+        ctx.profile, embedder, max_loss=tol.max_loss, confidence=tol.confidence
+    )
