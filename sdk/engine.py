@@ -16,6 +16,7 @@ caller sent is ``bitrate.route``.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -138,7 +139,8 @@ class Engine:
         self._backends.update(self._given)
         for name, config in self.policy.models.items():
             if name not in self._backends:
-                self._backends[name] = make_backend(name, config)
+                # local backends load weights here: keep the event loop free meanwhile
+                self._backends[name] = await asyncio.to_thread(make_backend, name, config)
 
     async def aclose(self) -> None:
         """Close the backends the engine built (those passed in stay open: their owner closes them)."""
@@ -189,7 +191,8 @@ class Engine:
                 raise UnknownModel(f"no route or model named '{name}' (have: {known})", param="model")
             return decide(name, None, TaskGuess("unknown", "none", 0.0))
         guess = runtime.pipeline.detect(request, task_hint)
-        estimate = runtime.estimator.estimate(request, guess) if runtime.estimator else None
+        wants_estimate = runtime.estimator is not None and guess.task != "unknown"
+        estimate = runtime.estimator.estimate(request, guess) if wants_estimate else None
         return decide(
             name,
             runtime.config,
