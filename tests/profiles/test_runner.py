@@ -160,3 +160,30 @@ async def test_sequential_mode_stops_a_settled_category(sides, server):
     assert len(result.outcomes) == 5
     assert result.calls == {"student": 5, "frontier": 5, "saved": 30}
     assert len(server.chat_requests) == 10
+
+
+async def test_in_process_transformers_pair_with_cache(tiny_model_dir, tmp_path):
+    """Two real TransformersBackends on the tiny test model (it answers ANSWER to anything)."""
+    from sdk.backends import TransformersConfig
+    from tests.support.tiny_model import ANSWER
+
+    made = []
+    for name in ("student", "frontier"):
+        config = TransformersConfig(backend="transformers", model=str(tiny_model_dir), threads=1)
+        made.append(Side(name, config, make_backend(name, config)))
+    suite = [
+        Item(id="n", category="numbers", prompt="How many times?", reference=42, grader="numeric"),
+        Item(id="w", category="words", prompt="Which animal?", reference="cat", grader="regex"),
+    ]
+    try:
+        with CallCache(tmp_path) as cache:
+            runner = Runner(*made, cache=cache, options=RunOptions(quiet=True, max_tokens=len(ANSWER) + 8))
+            first = await runner.run(suite)
+            second = await runner.run(suite)
+    finally:
+        for side in made:
+            await side.backend.close()
+    assert first.model_calls == 4 and not first.errors
+    assert [(o.student, o.frontier) for o in first.outcomes] == [(1.0, 1.0), (0.0, 0.0)]
+    assert first.outcomes[0].student_tokens > len(ANSWER)
+    assert second.model_calls == 0 and second.calls["cached"] == 4
