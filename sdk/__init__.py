@@ -20,6 +20,7 @@ from sdk.errors import (
 from sdk.protocol import ChatCompletion, ChatCompletionChunk, ChatRequest
 
 __all__ = [
+    "AsyncClient",
     "AuthError",
     "BackendError",
     "BackendTimeout",
@@ -28,13 +29,35 @@ __all__ = [
     "ChatCompletion",
     "ChatCompletionChunk",
     "ChatRequest",
+    "Client",
     "ConfigError",
+    "Decision",
     "InvalidRequest",
     "RequestError",
     "UnknownModel",
     "UpstreamStatusError",
+    "default_policy",
     "errors",
+    "load_policy",
     "protocol",
 ]
+
+# Routing names load on first use, so `import sdk` stays light (no numpy, no engine).
+_LAZY = {
+    "AsyncClient": "sdk.client",
+    "Client": "sdk.client",
+    "Decision": "sdk.decision",
+    "default_policy": "sdk.policy",
+    "load_policy": "sdk.policy",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'sdk' has no attribute {name!r}")
+
 
 __version__ = "0.1.0"
