@@ -50,24 +50,36 @@ class Exchange:
     """One request being answered: what a :class:`Fault` works with."""
 
     request: RecordedRequest
+    """The request being answered."""
     reader: asyncio.StreamReader
+    """The connection's read side (its EOF tells that the client went away)."""
     writer: asyncio.StreamWriter
+    """The connection's write side."""
     server: FaultServer
+    """The server, for its settings and records."""
     request_id: str
+    """Sent back as ``x-request-id``."""
 
     @property
     def wants_stream(self) -> bool:
+        """True when the body says ``"stream": true``."""
         body = self.request.json
         return isinstance(body, dict) and body.get("stream") is True
 
     @property
     def model(self) -> str:
+        """The ``model`` the request named (echoed in answers)."""
         body = self.request.json
         return body.get("model", "fault-model") if isinstance(body, dict) else "fault-model"
 
     async def head(
-        self, status: int, content_type: str, headers: dict[str, str] | None = None, *, length=None
-    ):
+        self,
+        status: int,
+        content_type: str,
+        headers: dict[str, str] | None = None,
+        *,
+        length: int | None = None,
+    ) -> None:
         """Send the status line and headers; ``length=None`` means chunked."""
         lines = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}", f"content-type: {content_type}"]
         lines.append(f"x-request-id: {self.request_id}")
@@ -76,7 +88,9 @@ class Exchange:
         self.writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
         await self.writer.drain()
 
-    async def send(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None):
+    async def send(
+        self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None
+    ) -> None:
         """A complete response with a ``content-length``."""
         await self.head(status, content_type, headers, length=len(body))
         self.writer.write(body)
@@ -100,6 +114,7 @@ class Exchange:
         await self.chunk(b"")
 
     def client_gone(self) -> bool:
+        """True once the client closed its side of the connection."""
         return self.reader.at_eof() or self.writer.is_closing()
 
     def reset(self) -> None:
