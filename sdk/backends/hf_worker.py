@@ -24,41 +24,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sdk.backends.hf_model import LoadedModel, new_generator, pick
+from sdk.backends.local_answer import Failed, Finished, Piece
 from sdk.backends.sampling import IncrementalDecoder, SamplingSpec, StopMatcher
 from sdk.errors import BackendError, BackendUnavailable, BitrateError, InternalError
 from sdk.protocol import TokenLogprob
 
-__all__ = ["Failed", "Finished", "Job", "Piece", "Worker"]
+__all__ = ["Job", "Worker"]
 
 log = logging.getLogger(__name__)
 
 WINDOW = 16
 """Most unread pieces a job may have before its sequences pause."""
-
-
-@dataclass
-class Piece:
-    """New text of one choice, with the log-probabilities of the tokens it covers."""
-
-    index: int
-    text: str
-    logprobs: list[TokenLogprob] | None
-
-
-@dataclass
-class Finished:
-    """One choice ended: ``reason`` is ``stop`` or ``length``; ``tokens`` were generated."""
-
-    index: int
-    reason: str
-    tokens: int
-
-
-@dataclass
-class Failed:
-    """The job failed; ``error`` is raised to the caller."""
-
-    error: BitrateError
 
 
 Event = Piece | Finished | Failed

@@ -9,25 +9,15 @@ objects. Serves text only: image parts and tools are refused as the caller's err
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 
 from sdk.backends.base import Backend
 from sdk.backends.config import TransformersConfig
+from sdk.backends.local_answer import Failed, Finished, Piece, complete_from, stream_from
 from sdk.backends.sampling import check_text_only, sampling_spec
 from sdk.errors import DependencyMissing
-from sdk.protocol import (
-    ChatCompletion,
-    ChatCompletionChunk,
-    ChatRequest,
-    Choice,
-    ChoiceLogprobs,
-    ChunkChoice,
-    Delta,
-    ResponseMessage,
-    TokenLogprob,
-    Usage,
-    new_completion_id,
-)
+from sdk.protocol import ChatCompletion, ChatCompletionChunk, ChatRequest
 
 __all__ = ["TransformersBackend"]
 
@@ -50,65 +40,29 @@ class TransformersBackend(Backend):
         self.config = config
         self._lm = hf_model.load_model(config)
         self._job_cls = hf_worker.Job
-        self._events = hf_worker
         self._worker = hf_worker.Worker(self._lm, name)
 
     # --------------------------------------------------------------- public
 
     async def complete(self, request: ChatRequest) -> ChatCompletion:
         job = self._start(request)
-        texts: dict[int, list[str]] = {i: [] for i in range(job.spec.n)}
-        logprobs: dict[int, list[TokenLogprob]] = {i: [] for i in range(job.spec.n)}
-        finish: dict[int, str] = {}
-        completion_tokens = 0
-        try:
-            while len(finish) < job.spec.n:
-                event = await self._next(job)
-                if isinstance(event, self._events.Piece):
-                    texts[event.index].append(event.text)
-                    logprobs[event.index].extend(event.logprobs or [])
-                else:
-                    finish[event.index] = event.reason
-                    completion_tokens += event.tokens
-        finally:
-            job.cancel()
-        choices = [
-            Choice(
-                index=i,
-                message=ResponseMessage(content="".join(texts[i])),
-                finish_reason=finish[i],
-                logprobs=ChoiceLogprobs(content=logprobs[i]) if request.logprobs else None,
-            )
-            for i in range(job.spec.n)
-        ]
-        usage = _usage(len(job.prompt), completion_tokens)
-        return ChatCompletion(model=self.name, choices=choices, usage=usage)
+        return await complete_from(
+            self._events(job),
+            n=job.spec.n,
+            model=self.name,
+            prompt_tokens=len(job.prompt),
+            logprobs=job.spec.logprobs,
+        )
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[ChatCompletionChunk]:
         job = self._start(request)
-        cid = new_completion_id()
-        started: set[int] = set()
-        finished = completion_tokens = 0
-        try:
-            while finished < job.spec.n:
-                event = await self._next(job)
-                if event.index not in started:
-                    started.add(event.index)
-                    first = ChunkChoice(index=event.index, delta=Delta(role="assistant", content=""))
-                    yield self._chunk(cid, first)
-                if isinstance(event, self._events.Piece):
-                    lp = ChoiceLogprobs(content=event.logprobs) if event.logprobs is not None else None
-                    choice = ChunkChoice(index=event.index, delta=Delta(content=event.text), logprobs=lp)
-                else:
-                    finished += 1
-                    completion_tokens += event.tokens
-                    choice = ChunkChoice(index=event.index, delta=Delta(), finish_reason=event.reason)
-                yield self._chunk(cid, choice)
-        finally:
-            job.cancel()
-        if request.stream_options and request.stream_options.include_usage:
-            usage = _usage(len(job.prompt), completion_tokens)
-            yield ChatCompletionChunk(id=cid, model=self.name, choices=[], usage=usage)
+        include_usage = bool(request.stream_options and request.stream_options.include_usage)
+        chunks = stream_from(
+            self._events(job), model=self.name, prompt_tokens=len(job.prompt), include_usage=include_usage
+        )
+        async with contextlib.aclosing(chunks):
+            async for chunk in chunks:
+                yield chunk
 
     async def health(self) -> bool:
         return self._worker.alive
@@ -145,18 +99,17 @@ class TransformersBackend(Backend):
         self._worker.submit(job)
         return job
 
-    async def _next(self, job):
-        """The job's next ``Piece`` or ``Finished``; a ``Failed`` event raises its error."""
-        event = await job.events.get()
-        job.read_one()
-        self._worker.wake()
-        if isinstance(event, self._events.Failed):
-            raise event.error
-        return event
-
-    def _chunk(self, cid: str, choice: ChunkChoice) -> ChatCompletionChunk:
-        return ChatCompletionChunk(id=cid, model=self.name, choices=[choice])
-
-
-def _usage(prompt: int, completion: int) -> Usage:
-    return Usage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion)
+    async def _events(self, job) -> AsyncIterator[Piece | Finished]:
+        """The job's events until every choice finished; leaving early cancels the job."""
+        finished = 0
+        try:
+            while finished < job.spec.n:
+                event = await job.events.get()
+                job.read_one()
+                self._worker.wake()
+                if isinstance(event, Failed):
+                    raise event.error
+                finished += isinstance(event, Finished)
+                yield event
+        finally:
+            job.cancel()
