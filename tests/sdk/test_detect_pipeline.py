@@ -99,3 +99,23 @@ def test_missing_detector_module_is_skipped_with_a_note(monkeypatch):
     assert pipeline.names == ["hint"]
     assert len(pipeline.notes) == 1 and "detector 'lexical' skipped" in pipeline.notes[0]
     assert pipeline.detect(req("x"), "code").task == "code"
+
+
+def test_default_policy_rules_name_every_tiny_task():
+    import json
+    import random
+
+    from examples.distill.tasks import CATEGORIES
+    from profiles.suites.loaders import TINY_PATH
+    from sdk.policy import default_policy
+
+    detector = rules_from_context(DetectContext("auto", default_policy().routes["auto"]))
+    rng = random.Random(5)
+    prompts = [(cat.name, cat.make(rng)[0]) for cat in CATEGORIES for _ in range(20)]
+    if TINY_PATH.is_file():  # the shipped probe suite, when it has landed
+        items = [json.loads(line) for line in TINY_PATH.read_text().splitlines() if line.strip()]
+        prompts += [(it["category"], it["messages"][-1]["content"]) for it in items if "messages" in it]
+    for task, prompt in prompts:
+        guess = detector.detect(req(prompt), None)
+        assert guess is not None and guess.task == task, prompt
+    assert detector.detect(req("write a haiku about sorting"), None) is None
