@@ -137,3 +137,9 @@ def test_error_in_a_real_process_is_one_line_without_traceback(tmp_path):
     assert done.stderr.strip().splitlines() == [
         f"error: {tmp_path / 'absent.json'}: cannot read profile: No such file or directory"
     ]
+
+
+def test_cli_imports_matplotlib_only_when_reporting():
+    code = "import sys, profiles.cli\nprint('matplotlib' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

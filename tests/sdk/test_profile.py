@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from datetime import UTC, datetime
 
 import jsonschema
@@ -167,3 +169,12 @@ def test_profile_verdicts_default_to_its_tolerance_and_accept_another():
     profile = _profile()
     assert profile.verdicts() == {"math": "unsafe", "chat": "safe"}
     assert profile.verdicts(0.5, 0.9) == {"math": "safe", "chat": "safe"}
+
+
+def test_profile_and_stats_modules_stay_light():
+    code = (
+        "import sys, sdk.profile, sdk.stats\n"
+        "print(','.join(m for m in ('numpy', 'torch', 'matplotlib', 'profiles') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
