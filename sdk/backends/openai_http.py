@@ -53,7 +53,7 @@ from sdk.backends.sse import iter_chunks
 from sdk.errors import BackendError, BackendTimeout, BackendUnavailable, ConfigError
 from sdk.protocol import ChatCompletion, ChatCompletionChunk, ChatRequest
 
-__all__ = ["OpenAIBackend", "make_transport", "translate_errors"]
+__all__ = ["TRANSPORTS", "OpenAIBackend", "make_transport", "translate_errors"]
 
 log = logging.getLogger("bitrate.backends.openai")
 
@@ -61,11 +61,11 @@ HEALTH_TIMEOUT = 3.0
 """Longest wait, in seconds, for ``GET /models`` in :meth:`OpenAIBackend.health`."""
 
 
-def make_transport(kind: str, max_connections: int) -> httpx.AsyncBaseTransport:
-    """The HTTP transport under httpx's API: ``"aiohttp"`` (cheaper per request) or ``"httpx"``."""
-    limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
-    if kind == "httpx":
-        return httpx.AsyncHTTPTransport(limits=limits)
+def _httpx_transport(limits: httpx.Limits) -> httpx.AsyncBaseTransport:
+    return httpx.AsyncHTTPTransport(limits=limits)
+
+
+def _aiohttp_transport(limits: httpx.Limits) -> httpx.AsyncBaseTransport:
     try:
         from httpx_aiohttp import AiohttpTransport
     except ImportError as exc:  # a core dependency, so only a broken install gets here
@@ -74,6 +74,19 @@ def make_transport(kind: str, max_connections: int) -> httpx.AsyncBaseTransport:
             key="transport",
         ) from exc
     return AiohttpTransport(limits=limits)
+
+
+TRANSPORTS = {"httpx": _httpx_transport, "aiohttp": _aiohttp_transport}
+"""Transport factories by ``OpenAIConfig.transport`` name."""
+
+
+def make_transport(kind: str, max_connections: int) -> httpx.AsyncBaseTransport:
+    """The HTTP transport under httpx's API: ``"aiohttp"`` (cheaper per request) or ``"httpx"``.
+    The one place the choice is made, so a benchmark can compare them."""
+    if kind not in TRANSPORTS:
+        raise ConfigError(f"unknown transport {kind!r}; choose one of {sorted(TRANSPORTS)}", key="transport")
+    limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+    return TRANSPORTS[kind](limits)
 
 
 def make_timeout(config: OpenAIConfig) -> httpx.Timeout:

@@ -10,7 +10,8 @@ import pytest
 
 from sdk.backends import make_backend
 from sdk.backends.config import OpenAIConfig
-from sdk.backends.openai_http import OpenAIBackend
+from sdk.backends.openai_http import TRANSPORTS as TRANSPORT_FACTORIES
+from sdk.backends.openai_http import OpenAIBackend, make_transport
 from sdk.backends.retry import ExponentialBackoff, RetryPolicy
 from sdk.errors import BackendError, BackendTimeout, BackendUnavailable, ConfigError, UpstreamStatusError
 from sdk.protocol import ChatRequest
@@ -29,7 +30,7 @@ from tests.support.fault_server import (
 from tests.support.fault_server.exchange import DEFAULT_TEXT
 
 KEY = "sk-test-7f3a9c-secret"
-TRANSPORTS = ["httpx", "aiohttp"]
+TRANSPORTS = sorted(TRANSPORT_FACTORIES)
 
 
 @pytest.fixture
@@ -218,3 +219,9 @@ async def test_close_is_idempotent_and_the_backend_reopens(backend):
     await backend.close()
     await backend.close()
     assert (await backend.complete(chat())).choices[0].message.content == DEFAULT_TEXT
+
+
+def test_transport_choice_is_one_registry():
+    assert TRANSPORTS == ["aiohttp", "httpx"]
+    with pytest.raises(ConfigError, match="unknown transport 'h3'"):
+        make_transport("h3", 4)
