@@ -9,6 +9,7 @@ matplotlib (Agg backend) is imported only here, lazily.
 from __future__ import annotations
 
 import os
+import textwrap
 from pathlib import Path
 
 from sdk.errors import ConfigError, DependencyMissing
@@ -112,9 +113,8 @@ def write_chart(profile: Profile, path: Path) -> Path:
     ax.set_ylim(len(rows) - 0.5, -0.5)  # worst at the top
     ax.set_xlabel("quality loss, points (frontier - student), with interval")
     conf = 100 * profile.tolerance.confidence
-    ax.set_title(
-        f"{profile.student.name} vs {profile.frontier.name}: loss per category ({conf:.0f}% intervals)"
-    )
+    pair = textwrap.fill(f"student {profile.student.name} vs frontier {profile.frontier.name}", 90)
+    ax.set_title(f"Loss per category, {conf:.0f}% intervals\n{pair}", fontsize=10)
     present = {c.verdict for _, c in rows}
     handles = [
         plt.Line2D([], [], color=col, marker="o", linewidth=3, label=name)
