@@ -1,0 +1,77 @@
+"""Streams through the gateway: a failure mid-stream, and a client that goes away."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import httpx
+import openai
+import pytest
+
+from tests.gateway.conftest import upstream_policy
+from tests.gateway.promtext import sample
+from tests.support.fault_server import Drip, Status, StreamError, fault_server
+from tests.support.gateway_server import running_gateway
+
+BODY = {"model": "student", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+
+
+def _events(response: httpx.Response) -> list[str]:
+    return [line[len("data: ") :] for line in response.iter_lines() if line.startswith("data: ")]
+
+
+def test_failure_mid_stream_sends_an_error_event_and_no_done():
+    with fault_server() as upstream, running_gateway(upstream_policy(upstream.base_url)) as gateway:
+        upstream.script(StreamError(after=2))
+        with httpx.stream("POST", f"{gateway.base_url}/chat/completions", json=BODY) as response:
+            events = _events(response)
+        upstream.script(StreamError(after=2))
+        client = openai.OpenAI(base_url=gateway.base_url, api_key="unused", max_retries=0)
+        with pytest.raises(openai.APIError, match="engine overloaded"):
+            for _ in client.chat.completions.create(**BODY):
+                pass
+        metrics = httpx.get(f"{gateway.url}/metrics").text
+    assert response.status_code == 200
+    assert "[DONE]" not in events
+    error = json.loads(events[-1])["error"]
+    assert "'student'" in error["message"] and "engine overloaded" in error["message"]
+    assert all("choices" in json.loads(e) for e in events[:-1])
+    assert sample(
+        metrics, "bitrate_requests_total", route="student", target="student", task="unknown", status="502"
+    )
+
+
+def test_failure_before_the_first_chunk_is_a_status():
+    with fault_server() as upstream, running_gateway(upstream_policy(upstream.base_url)) as gateway:
+        upstream.script(Status(503))
+        response = httpx.post(f"{gateway.base_url}/chat/completions", json=BODY)
+    assert response.status_code == 502
+    assert response.headers["content-type"] == "application/json"
+
+
+def test_clean_stream_ends_with_done_and_counts_time_to_first_token():
+    with fault_server() as upstream, running_gateway(upstream_policy(upstream.base_url)) as gateway:
+        with httpx.stream("POST", f"{gateway.base_url}/chat/completions", json=BODY) as response:
+            events = _events(response)
+        metrics = httpx.get(f"{gateway.url}/metrics").text
+    assert events[-1] == "[DONE]"
+    assert json.loads(events[-2])["bitrate"]["target"] == "student"
+    assert (
+        sample(metrics, "bitrate_time_to_first_token_seconds_count", route="student", target="student") == 1
+    )
+
+
+def test_client_disconnect_cancels_the_upstream_generation():
+    with fault_server() as upstream, running_gateway(upstream_policy(upstream.base_url)) as gateway:
+        upstream.script(Drip(delay=0.3, text="one two three four five six seven eight nine ten"))
+        with httpx.stream("POST", f"{gateway.base_url}/chat/completions", json=BODY) as response:
+            next(response.iter_lines())  # the first event is out: now walk away
+        deadline = time.monotonic() + 10
+        while not upstream.streams_abandoned and time.monotonic() < deadline:
+            time.sleep(0.05)
+        metrics = httpx.get(f"{gateway.url}/metrics").text
+    assert len(upstream.streams_abandoned) == 1
+    assert sample(
+        metrics, "bitrate_requests_total", route="student", target="student", task="unknown", status="499"
+    )
