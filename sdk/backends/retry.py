@@ -35,6 +35,7 @@ from tenacity import AsyncRetrying, RetryCallState, stop_after_attempt
 from tenacity.retry import retry_base
 from tenacity.wait import wait_base
 
+from sdk.backends.config import OpenAIConfig
 from sdk.errors import BackendTimeout, BackendUnavailable, UpstreamStatusError
 
 __all__ = [
@@ -172,7 +173,7 @@ class RetryPolicy:
     """The sleep coroutine; inject a recorder in tests."""
 
     @classmethod
-    def from_config(cls, config: object, **overrides: object) -> RetryPolicy:
+    def from_config(cls, config: OpenAIConfig, **overrides: Any) -> RetryPolicy:
         """The policy of an :class:`~sdk.backends.config.OpenAIConfig`, with optional overrides."""
         values = {
             "max_retries": config.max_retries,
