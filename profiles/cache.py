@@ -63,7 +63,8 @@ def _weights_fingerprint(path: Path) -> list[Any]:
 
 
 def model_identity(config: ModelConfig) -> dict[str, Any]:
-    """What makes two calls to "the same model": kind, model, URL, local weights."""
+    """What makes two calls to "the same model": kind, model, URL; for a local model its
+    resolved path, a fingerprint of its files, dtype and default generation limit."""
     identity: dict[str, Any] = {"backend": config.backend, "model": config.model}
     if config.backend == "openai":
         identity["base_url"] = config.base_url.rstrip("/")
@@ -72,6 +73,7 @@ def model_identity(config: ModelConfig) -> dict[str, Any]:
         identity["path"] = str(local.resolve())
         identity["files"] = _weights_fingerprint(local)
         identity["dtype"] = config.dtype
+        identity["max_new_tokens"] = config.max_new_tokens  # the limit when a request sets none
     return identity
 
 
