@@ -82,7 +82,35 @@ def render_markdown(profile: Profile, chart_name: str | None = CHART_NAME) -> st
         )
     one_sided = 100 * (1 - (1 - tol.confidence) / 2)
     explain = _EXPLAIN.format(conf=100 * tol.confidence, one_sided=one_sided, tol=f"{100 * tol.max_loss:g}")
-    return "\n".join([*lines, "", explain])
+    return "\n".join([*lines, "", *_cost_lines(profile), explain])
+
+
+_COST_FIELDS = ("student_cost", "frontier_cost", "student_latency", "frontier_latency")
+
+
+def _fmt(value: float | None, unit: str) -> str:
+    if value is None:
+        return "n/a"
+    return f"${value:.6f}" if unit == "$" else f"{value:.3f} s"
+
+
+def _cost_lines(profile: Profile) -> list[str]:
+    """A cost and latency table, only when some category recorded them."""
+    rows = [(n, c) for n, c in worst_first(profile) if any(getattr(c, f) is not None for f in _COST_FIELDS)]
+    if not rows:
+        return []
+    lines = [
+        "Mean cost and latency per call:",
+        "",
+        "| category | student cost | frontier cost | student latency | frontier latency |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name, c in rows:
+        lines.append(
+            f"| {name} | {_fmt(c.student_cost, '$')} | {_fmt(c.frontier_cost, '$')} "
+            f"| {_fmt(c.student_latency, 's')} | {_fmt(c.frontier_latency, 's')} |"
+        )
+    return [*lines, ""]
 
 
 def _pyplot():

@@ -62,3 +62,30 @@ def test_write_report_writes_markdown_and_a_png(tmp_path, mixed):
     assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     height, width, _ = imread(chart).shape
     assert width > 600 and height > 200
+
+
+def test_cost_and_latency_table_only_when_recorded(mixed):
+    assert "Mean cost and latency" not in render_markdown(mixed)
+    outcomes = [
+        ItemOutcome(
+            id=str(i),
+            category="math",
+            prompt="q",
+            student=1,
+            frontier=1,
+            student_cost=0.001,
+            frontier_cost=0.01 * (i + 1),
+            frontier_latency=0.5,
+        )
+        for i in range(4)
+    ]
+    priced = assemble_profile(
+        outcomes,
+        student=ModelIdentity(name="s"),
+        frontier=ModelIdentity(name="f"),
+        suite=SuiteInfo(names=["x"], sha256="0" * 64, n_items=4),
+        tolerance=Tolerance(max_loss=0.05, confidence=0.9),
+        method="import",
+    )
+    text = render_markdown(priced)
+    assert "| math | $0.001000 | $0.025000 | n/a | 0.500 s |" in text
