@@ -119,3 +119,17 @@ async def test_async_stream_closed_early(policy_path):
         async with stream:
             first = await anext(aiter(stream))
             assert first.choices
+
+
+def test_routing_modules_import_light():
+    import subprocess
+    import sys
+
+    heavy = ("torch", "transformers", "vllm", "fastapi", "uvicorn", "numpy")
+    code = (
+        "import sys, sdk, sdk.client, sdk.engine, sdk.cli, sdk.decide, sdk.detect\n"
+        "sdk.Client, sdk.load_policy\n"
+        f"print(','.join(m for m in {heavy!r} if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
