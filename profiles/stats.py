@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 from sdk.profile import CategoryStats, Counts
 from sdk.stats import (
+    PairedCounts,
     VerdictName,
     bootstrap_mean_interval,
     newcombe_paired_interval,
@@ -72,7 +73,10 @@ def summarize(
     )
 
 
-def _interval(student, frontier, confidence, *, n_boot, seed):
+def _interval(
+    student: list[float], frontier: list[float], confidence: float, *, n_boot: int, seed: int
+) -> tuple[float, float, PairedCounts | None]:
+    """Newcombe's interval (with the table) for 0/1 scores, else the paired bootstrap."""
     counts = paired_counts(student, frontier)
     if counts is not None:
         low, high = newcombe_paired_interval(counts, confidence)
@@ -82,7 +86,7 @@ def _interval(student, frontier, confidence, *, n_boot, seed):
     return low, high, counts
 
 
-def _counts_dict(counts) -> dict[str, int]:
+def _counts_dict(counts: PairedCounts) -> dict[str, int]:
     return {"both": counts.both, "breaks": counts.breaks, "fixes": counts.fixes, "neither": counts.neither}
 
 
