@@ -15,6 +15,12 @@ simple, valid for both interval kinds, and needs no tuning. A look's interval
 is wider than the nominal one on the same items, so summarising those items at
 ``confidence`` afterwards gives the same settled verdict (exactly so for
 Newcombe intervals, which are nested in the level).
+
+Known limit: a category that never settles is sampled to the end and then
+summarised at the nominal ``confidence`` like a fixed-n design; the earlier
+looks add at most ``(K - 1) / K * (1 - confidence)`` to that final verdict's
+error (union bound). Give a category's own size as its last look when sizes are
+known (``looks=[..., n_items]``) so that its final look is also a Bonferroni one.
 """
 
 from __future__ import annotations
