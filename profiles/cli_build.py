@@ -23,6 +23,8 @@ from sdk.profile import Profile, SuiteInfo, Tolerance
 
 __all__ = ["build", "build_profile"]
 
+_STYLE = {"safe": "green", "uncertain": "yellow", "unsafe": "red"}
+
 
 def _sides(policy_path: Path | None, route: str) -> tuple[list[Side], Tolerance]:
     """Build both backends of ``route`` and read its tolerance."""
@@ -96,7 +98,7 @@ def _print_summary(profile: Profile, result: RunResult, out: Path) -> None:
     from rich.table import Table
 
     table = Table(title=f"{profile.student.name} vs {profile.frontier.name}")
-    for column in ("category", "n", "student", "frontier", "loss [interval]", "breaks", "fixes", "verdict"):
+    for column in ("category", "n", "student", "frontier", "loss (interval)", "breaks", "fixes", "verdict"):
         table.add_column(column, justify="left" if column in ("category", "verdict") else "right")
     for name, c in profile.categories.items():
         table.add_row(
@@ -104,10 +106,10 @@ def _print_summary(profile: Profile, result: RunResult, out: Path) -> None:
             str(c.n),
             f"{c.student_accuracy:.1%}",
             f"{c.frontier_accuracy:.1%}",
-            f"{c.loss:+.3f} [{c.loss_low:+.3f}, {c.loss_high:+.3f}]",
+            f"{c.loss:+.3f} ({c.loss_low:+.3f}, {c.loss_high:+.3f})",
             f"{c.breaks:.1%}",
             f"{c.fixes:.1%}",
-            c.verdict,
+            f"[{_STYLE[c.verdict]}]{c.verdict}[/]",
         )
     console = Console(width=120)
     console.print(table)
@@ -145,7 +147,7 @@ def build(
     ] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Bypass the call cache.")] = False,
     no_evidence: Annotated[bool, typer.Option("--no-evidence", help="Leave per-item scores out.")] = False,
-    sequential: Annotated[bool, typer.Option(help="Stop sampling settled categories.")] = False,
+    sequential: Annotated[bool, typer.Option("--sequential", help="Stop settled categories early.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Measure the student against the frontier on probe suites and write a capability profile."""
