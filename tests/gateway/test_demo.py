@@ -1,0 +1,86 @@
+"""``run_demo`` end to end on the tiny model: safe categories go to the student, unsafe to the frontier."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from gateway.demo import run_demo, workload
+from profiles.assemble import ItemOutcome, assemble_profile
+from profiles.report import write_report
+from sdk.policy import load_policy
+from sdk.profile import ModelIdentity, SuiteInfo, Tolerance
+from tests.gateway.conftest import TINY_POLICY
+from tests.support.tiny_model import ANSWER
+
+pytestmark = pytest.mark.slow
+
+RULES = """\
+      rules: [{match: "^copy:", task: copy}, {match: "^chat:", task: chat}]
+    profile: profile.json
+    tolerance: {max_loss: 0.05, confidence: 0.9}
+"""
+
+
+def _write_profile(path: Path) -> None:
+    """``copy``: the student is as good as the frontier (safe); ``chat``: it breaks half (unsafe)."""
+    outcomes = [ItemOutcome(f"c{i}", "copy", "copy: x", 1.0, 1.0) for i in range(300)]
+    outcomes += [ItemOutcome(f"h{i}", "chat", "chat: x", float(i % 2), 1.0) for i in range(300)]
+    profile = assemble_profile(
+        outcomes,
+        student=ModelIdentity(name="student"),
+        frontier=ModelIdentity(name="frontier"),
+        suite=SuiteInfo(names=["demo"], n_items=len(outcomes), sha256="0" * 64),
+        tolerance=Tolerance(max_loss=0.05, confidence=0.9),
+        method="import",
+    )
+    profile.save(path)
+
+
+def _write_suite(path: Path) -> None:
+    items = [
+        {"id": f"c{i}", "category": "copy", "prompt": f"copy: {i}", "reference": ANSWER} for i in range(5)
+    ]
+    items += [
+        {"id": f"h{i}", "category": "chat", "prompt": f"chat: {i}", "reference": "no"} for i in range(5)
+    ]
+    path.write_text("".join(json.dumps(item) + "\n" for item in items))
+
+
+def test_demo_routes_by_verdict_and_prints_the_table(tiny_model_dir: Path, tmp_path: Path):
+    policy_text = TINY_POLICY.format(model=tiny_model_dir).replace(
+        '      rules: [{match: "^copy:", task: copy}]\n', RULES
+    )
+    (tmp_path / "policy.yaml").write_text(policy_text.replace("    pin: {copy: student}\n", ""))
+    _write_profile(tmp_path / "profile.json")
+    _write_suite(tmp_path / "suite.jsonl")
+    console = Console(record=True, width=160)
+
+    result = run_demo(
+        write_report,
+        policy=load_policy(tmp_path / "policy.yaml"),
+        suite=tmp_path / "suite.jsonl",
+        per_category=3,
+        max_tokens=100,
+        out_dir=tmp_path / "report",
+        console=console,
+    )
+
+    rows = {row.category: row for row in result.rows}
+    assert (rows["copy"].verdict, rows["copy"].student, rows["copy"].frontier) == ("safe", 3, 0)
+    assert (rows["chat"].verdict, rows["chat"].student, rows["chat"].frontier) == ("unsafe", 0, 3)
+    assert rows["copy"].accuracy == 1.0 and rows["chat"].accuracy == 0.0
+    assert result.student_share == 0.5 and result.saved > 0
+    assert result.quality_kept == pytest.approx(0.5)
+    assert result.report is not None and result.report.is_file()
+    text = console.export_text()
+    assert "Where each category went" in text and "50% to the student" in text and str(result.report) in text
+
+
+def test_workload_interleaves_categories(tmp_path: Path):
+    _write_suite(tmp_path / "suite.jsonl")
+    items = workload(tmp_path / "suite.jsonl", per_category=2)
+    assert [item["category"] for item in items] == ["copy", "chat", "copy", "chat"]
