@@ -217,20 +217,22 @@ class Engine:
     async def stream(self, request: ChatRequest, task_hint: str | None = None) -> RoutedStream:
         """Start a routed stream (see ``sdk.engine_stream``). Routing, fallback and the first
         chunk happen before this returns; a request an escalation check applies to is buffered
-        whole on the student first."""
+        whole on the student first, and streams from the frontier when the check fails."""
         decision = self.explain(request, task_hint)
         checks = self._applicable_checks(request, decision)
-        if checks:
-            chunks, decision = await self._with_fallback(decision, lambda b: buffer_stream(b, request))
-            failed = (
-                failed_check(checks, request, chunk_texts(chunks)) if decision.side == "student" else None
-            )
+        if not checks:
+            (head, tail), decision = await self._with_fallback(decision, lambda b: open_stream(b, request))
+            return RoutedStream(decision, head, tail)
+        try:
+            chunks = await self._run(decision.target, lambda b: buffer_stream(b, request))
+        except BackendError as exc:
+            decision = self._fallback_or_raise(decision, exc)
+        else:
+            failed = failed_check(checks, request, chunk_texts(chunks))
             if failed is None:
                 return RoutedStream(decision, chunks)
             decision = self._escalated(decision, failed)
-            head, tail = await self._run(decision.target, lambda b: open_stream(b, request))
-            return RoutedStream(decision, head, tail)
-        (head, tail), decision = await self._with_fallback(decision, lambda b: open_stream(b, request))
+        head, tail = await self._run(decision.target, lambda b: open_stream(b, request))
         return RoutedStream(decision, head, tail)
 
     # ------------------------------------------------------------------ internals
@@ -257,13 +259,16 @@ class Engine:
         try:
             return await self._run(decision.target, op), decision
         except BackendError as exc:
-            route = self.policy.route_of(decision.route)
-            other = (
-                None if _caller_fault(exc) else fallback_decision(route, decision, why=f"failed ({exc.code})")
-            )
-            if other is None:
-                raise
-            return await self._run(other.target, op), other
+            other = self._fallback_or_raise(decision, exc)
+        return await self._run(other.target, op), other
+
+    def _fallback_or_raise(self, decision: Decision, exc: BackendError) -> Decision:
+        """The decision to retry with after ``exc``; re-raises ``exc`` when the policy forbids it."""
+        route = self.policy.route_of(decision.route)
+        other = None if _caller_fault(exc) else fallback_decision(route, decision, why=f"failed ({exc.code})")
+        if other is None:
+            raise exc
+        return other
 
     def _applicable_checks(self, request: ChatRequest, decision: Decision) -> list[AnswerCheck]:
         runtime = self.routes().get(decision.route)

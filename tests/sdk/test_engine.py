@@ -245,6 +245,18 @@ async def test_stream_that_may_escalate_is_buffered_and_checked(servers, make_en
     assert chunks[-1].model_extra["bitrate"]["escalated"] is True
 
 
+async def test_checked_stream_whose_student_fails_streams_the_frontier(servers, make_engine):
+    script(servers, student=[Status(503)], frontier=[Ok('{"b": 2}')])
+    engine = await make_engine()
+    routed = await engine.stream(req("reverse: abc", stream=True, response_format={"type": "json_object"}))
+    assert (routed.decision.side, routed.decision.fallback_from, routed.decision.escalated) == (
+        "frontier",
+        "student",
+        False,
+    )
+    assert "".join([c.choices[0].delta.content or "" async for c in routed if c.choices]) == '{"b": 2}'
+
+
 async def test_stream_closed_early_stops(servers, make_engine):
     script(servers)
     engine = await make_engine()
