@@ -51,7 +51,8 @@ class Decision:
     estimated_loss: float | None = None
     """Expected quality loss if the student answers (category or per-prompt estimate)."""
     rule: str = "direct"
-    """What decided: ``direct``, ``pin``, ``verdict``, ``per_prompt``, ``uncertain``, ``unknown_task``."""
+    """What decided: ``direct``, ``pin``, ``verdict``, ``per_prompt``, ``uncertain``, ``unknown_task``,
+    ``health`` (the first choice's circuit was open)."""
     reason: str = ""
     """One line for a human."""
     fallback_from: str | None = None
