@@ -28,7 +28,7 @@ from sdk.decide import CategoryVerdict, decide, fallback_decision
 from sdk.decision import Decision, TaskGuess
 from sdk.detect import DetectContext, DetectionPipeline, build_pipeline
 from sdk.engine_stream import RoutedStream, buffer_stream, chunk_texts, open_stream
-from sdk.errors import BackendError, UnknownModel, UpstreamStatusError
+from sdk.errors import BackendError, InternalError, UnknownModel, UpstreamStatusError
 from sdk.policy import Policy, RouteConfig
 from sdk.protocol import ChatCompletion, ChatRequest
 
@@ -240,7 +240,7 @@ class Engine:
     def _backend(self, target: str) -> Backend:
         backend = self._backends.get(target)
         if backend is None:
-            raise RuntimeError("Engine.start() must be awaited before calls")
+            raise InternalError("Engine.start() must be awaited before calls")
         return backend
 
     async def _run(self, target: str, op: Callable[[Backend], Awaitable[T]]) -> T:

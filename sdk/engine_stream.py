@@ -22,6 +22,7 @@ from typing import Literal
 
 from sdk.backends.base import Backend
 from sdk.decision import Decision
+from sdk.errors import InternalError
 from sdk.protocol import ChatCompletionChunk, ChatRequest
 
 __all__ = ["RoutedStream", "buffer_stream", "chunk_texts", "open_stream"]
@@ -104,7 +105,7 @@ class RoutedStream:
 
     async def _iterate(self) -> AsyncGenerator[ChatCompletionChunk, None]:
         if self.state != "ready":
-            raise RuntimeError(f"a routed stream can be iterated once (state: {self.state})")
+            raise InternalError(f"a routed stream can be iterated once (state: {self.state})")
         self.state = "streaming"
         pending: ChatCompletionChunk | None = None
         try:
