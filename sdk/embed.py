@@ -295,19 +295,23 @@ class VectorIndex:
         """Cosine similarity of ``vector`` to every indexed vector."""
         return self.matrix @ vector
 
-    def typical_similarity(self, sample: int = 512, seed: int = 0) -> float:
-        """Median similarity of an indexed vector to its nearest indexed vector of another text
-        (over at most ``sample`` rows): what "as close as the examples are to each other" means
-        in this space. 1.0 for an index of fewer than two vectors."""
+    def scale(self, sample: int = 512, seed: int = 0) -> tuple[float, float]:
+        """``(typical, background)`` similarities of this space, over at most ``sample`` rows:
+        ``typical`` is the median similarity of an indexed vector to its nearest vector of
+        another text ("as close as the examples are to each other"), ``background`` the median
+        similarity of two indexed vectors ("unrelated"). ``(1.0, 0.0)`` for fewer than 3 vectors."""
         n = len(self.labels)
-        if n < 2:
-            return 1.0
+        if n < 3:
+            return 1.0, 0.0
         rows = np.random.default_rng(seed).choice(n, size=min(sample, n), replace=False)
         sims = self.matrix[rows] @ self.matrix.T
-        sims[sims >= DUPLICATE] = -np.inf  # itself, and copies of the same text under other labels
-        best = sims.max(axis=1)
-        best = best[np.isfinite(best)]
-        return float(np.median(best)) if len(best) else 1.0
+        sims[sims >= DUPLICATE] = np.nan  # itself, and copies of the same text under other labels
+        finite = ~np.isnan(sims)
+        if not finite.any():
+            return 1.0, 0.0
+        typical = float(np.median(np.nanmax(sims[finite.any(axis=1)], axis=1)))
+        background = float(np.nanmedian(sims))
+        return typical, min(background, typical - 1e-3)
 
     def nearest(self, sims: np.ndarray, k: int) -> np.ndarray:
         """Indices of the ``k`` largest entries of ``sims``, most similar first."""

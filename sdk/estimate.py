@@ -37,7 +37,7 @@ import numpy as np
 
 from sdk.decision import TaskGuess, Verdict
 from sdk.detect.base import DetectContext, last_user_text
-from sdk.embed import DUPLICATE, Embedder, HashingEmbedder, VectorIndex, minilm_available
+from sdk.embed import Embedder, HashingEmbedder, VectorIndex, minilm_available
 from sdk.protocol import ChatRequest
 from sdk.stats import PairedCounts, newcombe_paired_interval, paired_counts, z_two_sided
 
@@ -152,7 +152,7 @@ class PromptEstimator:
         self.settings = settings
         self._labels = np.asarray(index.labels)
         self._categories = set(index.labels)
-        self.typical, self.background = self._scale()
+        self.typical, self.background = index.scale()
         self.calibration = self._calibrate()
 
     @classmethod
@@ -234,19 +234,6 @@ class PromptEstimator:
         local = float(w @ self.diffs[top]) / n_eff if n_eff > 0 else prior
         k0 = self.settings.k0
         return (n_eff * local + k0 * prior) / (n_eff + k0), n_eff
-
-    def _scale(self) -> tuple[float, float]:
-        """``(typical nearest-other similarity, median similarity of random pairs)`` of the evidence."""
-        n = len(self.index)
-        if n < 3:
-            return 1.0, 0.0
-        rng = np.random.default_rng(0)
-        rows = rng.choice(n, size=min(512, n), replace=False)
-        sims = self.index.matrix[rows] @ self.index.matrix.T
-        sims[sims >= DUPLICATE] = np.nan  # itself, and items that share its prompt
-        background = float(np.nanmedian(sims))
-        typical = float(np.nanmedian(np.nanmax(sims, axis=1)))
-        return typical, min(background, typical - 1e-3)
 
     def loo_estimates(self) -> np.ndarray:
         """Each evidence item's estimate with its prompt left out: no item with the same prompt

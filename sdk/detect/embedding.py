@@ -32,21 +32,27 @@ DEFAULT_MIN_CONFIDENCE = 0.3
 
 
 def vote(
-    sims: np.ndarray, labels: Sequence[str], top: np.ndarray, typical: float = 1.0
+    sims: np.ndarray,
+    labels: Sequence[str],
+    top: np.ndarray,
+    scale: tuple[float, float] = (1.0, 0.0),
 ) -> tuple[str, float] | None:
-    """Similarity-weighted vote among the neighbours ``top``: ``(label, confidence)`` or
-    ``None`` when no neighbour is similar at all. Negative similarities count as 0.
+    """Similarity-weighted vote among the neighbours ``top``: ``(label, confidence)``, or
+    ``None`` when no neighbour is closer than ``background``.
 
-    ``confidence = vote share x min(1, mean similarity of the winners / typical)``, where
-    ``typical`` is how close the labelled examples are to each other in this vector space
-    (:meth:`VectorIndex.typical_similarity`), so confidences of different embedders compare."""
+    With ``scale = (typical, background)`` of the vector space (:meth:`VectorIndex.scale`),
+    a neighbour's vote is ``sim - background`` (unrelated neighbours do not vote), and
+    ``confidence = vote share x min(1, mean similarity of the winners / typical)``: a prompt as
+    close to its neighbours as the examples are to each other keeps its vote share, a far one
+    loses confidence, and confidences of different embedders compare."""
+    typical, background = scale
     weights: dict[str, float] = {}
     members: dict[str, list[float]] = {}
     for i in top:
         sim = float(sims[i])
-        if sim <= 0:
+        if sim <= background:
             continue
-        weights[labels[i]] = weights.get(labels[i], 0.0) + sim
+        weights[labels[i]] = weights.get(labels[i], 0.0) + sim - background
         members.setdefault(labels[i], []).append(sim)
     total = sum(weights.values())
     if total <= 0:
@@ -78,7 +84,7 @@ class EmbeddingDetector:
         self.min_confidence = min_confidence
         self.name = name
         self.index = VectorIndex.build(embedder, [t for t, _ in pairs], [lab for _, lab in pairs])
-        self.typical = self.index.typical_similarity()
+        self.scale = self.index.scale()
 
     def guess_text(self, text: str) -> TaskGuess | None:
         """The guess for a prompt's text (``None`` below ``min_confidence`` or with no examples)."""
@@ -89,7 +95,7 @@ class EmbeddingDetector:
     def guess_vector(self, vector: np.ndarray) -> TaskGuess | None:
         """The guess for an already embedded prompt."""
         sims = self.index.similarities(vector)
-        result = vote(sims, self.index.labels, self.index.nearest(sims, self.k), self.typical)
+        result = vote(sims, self.index.labels, self.index.nearest(sims, self.k), self.scale)
         if result is None or result[1] < self.min_confidence:
             return None
         return TaskGuess(result[0], self.name, round(min(1.0, result[1]), 4))

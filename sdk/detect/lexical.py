@@ -47,7 +47,7 @@ class LexicalDetector:
         self.index = VectorIndex.build(self.embedder, texts, [lab for _, lab in pairs])
         # column-major copy: a request touches a few hundred columns, gathered contiguously
         self._columns = np.asfortranarray(self.index.matrix)
-        self.typical = self.index.typical_similarity()
+        self.scale = self.index.scale()
 
     def guess_text(self, text: str) -> TaskGuess | None:
         """The guess for a prompt's text (``None`` below ``min_confidence`` or with no examples)."""
@@ -57,7 +57,7 @@ class LexicalDetector:
         if len(idx) == 0:
             return None
         sims = self._columns[:, idx] @ val
-        result = vote(sims, self.index.labels, self.index.nearest(sims, self.k), self.typical)
+        result = vote(sims, self.index.labels, self.index.nearest(sims, self.k), self.scale)
         if result is None or result[1] < self.min_confidence:
             return None
         return TaskGuess(result[0], self.name, round(min(1.0, result[1]), 4))

@@ -1,0 +1,258 @@
+"""Offline replay: what a route would have done on recorded outcomes, without calling any model.
+
+Each outcome row (the JSONL that ``bitrate profile import`` reads; ``category`` may
+be left out, then the route's detectors name the task) becomes a chat request to the
+route. The route's own detection, per-prompt estimator and pure ``decide()`` pick a
+side; the row's recorded score for that side is what the routed mix would have
+scored. :func:`replay_report` then computes the figures ``bitrate route eval`` prints.
+
+Every routed item also gets a **score** for RouteLLM's threshold sweep (higher means
+"needs the frontier more"): the per-prompt estimate when the route uses one, else
+the upper end of the category's loss interval (the route sends a category to the
+student exactly when that is within ``max_loss``, so the route's own operating
+point lies on the swept curve). Pinned and undetected tasks sit at the ends.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from sdk.decision import Decision, TaskGuess
+from sdk.errors import ConfigError
+from sdk.protocol import ChatMessage, ChatRequest
+from sdk.router_metrics import CurvePoint, apgr, cpt, realised_loss, sweep
+
+__all__ = ["OutcomeRow", "ReplayReport", "RoutedItem", "read_outcome_rows", "replay", "replay_report"]
+
+
+class OutcomeRow(BaseModel):
+    """One recorded item: what was asked and how each model scored (``profile import``'s format)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str | int
+    """Item id."""
+    category: str | None = Field(default=None, min_length=1)
+    """Task category; when absent, the route's detectors decide."""
+    prompt: str | None = None
+    """The prompt text (or give ``messages``)."""
+    messages: list[dict[str, Any]] | None = None
+    """The conversation, as chat messages (or give ``prompt``)."""
+    student: float = Field(ge=0.0, le=1.0)
+    """Student score in [0, 1] (true/false accepted)."""
+    frontier: float = Field(ge=0.0, le=1.0)
+    """Frontier score in [0, 1]."""
+    student_cost: float | None = Field(default=None, ge=0)
+    """What the student call cost ($), if known."""
+    frontier_cost: float | None = Field(default=None, ge=0)
+    """What the frontier call cost ($), if known."""
+    student_latency: float | None = Field(default=None, ge=0)
+    """Accepted for compatibility with ``profile import``; not used here."""
+    frontier_latency: float | None = Field(default=None, ge=0)
+    """Accepted for compatibility with ``profile import``; not used here."""
+    student_tokens: int | None = Field(default=None, ge=0)
+    """Accepted for compatibility with ``profile import``; not used here."""
+    frontier_tokens: int | None = Field(default=None, ge=0)
+    """Accepted for compatibility with ``profile import``; not used here."""
+
+    def request(self, route: str) -> ChatRequest:
+        """The chat request this row stands for, addressed to ``route``."""
+        if self.messages is not None:
+            messages = [ChatMessage.model_validate(m) for m in self.messages]
+        else:
+            messages = [ChatMessage(role="user", content=self.prompt or "")]
+        return ChatRequest(model=route, messages=messages)
+
+
+def read_outcome_rows(path: str | Path) -> list[OutcomeRow]:
+    """Read an outcomes JSONL file; the first bad line raises ``ConfigError`` with file:line and key."""
+    source = Path(path)
+    try:
+        lines = source.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise ConfigError(f"cannot read outcomes: {exc.strerror or exc}", location=str(source)) from exc
+    rows = [_parse(line, f"{source}:{number}") for number, line in enumerate(lines, 1) if line.strip()]
+    if not rows:
+        raise ConfigError("no outcomes in the file", location=str(source))
+    return rows
+
+
+def _parse(line: str, where: str) -> OutcomeRow:
+    try:
+        row = OutcomeRow.model_validate_json(line)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = ".".join(str(p) for p in first["loc"]) or None
+        raise ConfigError(first["msg"], location=where, key=key) from exc
+    if (row.prompt is None) == (row.messages is None):
+        raise ConfigError("give exactly one of 'prompt' or 'messages'", location=where, key="prompt")
+    return row
+
+
+@dataclass(frozen=True, slots=True)
+class RoutedItem:
+    """One replayed row: where it went, its sweep score, and the recorded scores."""
+
+    id: str
+    side: str
+    """``student`` or ``frontier``."""
+    score: float
+    """The router's sweep score (higher: more in need of the frontier)."""
+    student: float
+    frontier: float
+    student_cost: float | None = None
+    frontier_cost: float | None = None
+    decision: Decision | None = None
+
+
+Router = Callable[[OutcomeRow], tuple[Decision, float]]
+"""Decides one row: ``(decision, sweep score)``."""
+
+
+def route_with(runtime: Any) -> Router:
+    """A :data:`Router` from an engine's per-route runtime (``Engine(policy).routes()[name]``):
+    its detection pipeline, category verdicts, per-prompt estimator and ``decide()``."""
+    from sdk.decide import decide
+
+    def route_row(row: OutcomeRow) -> tuple[Decision, float]:
+        request = row.request(runtime.name)
+        guess = TaskGuess(row.category, "hint", 1.0) if row.category else runtime.pipeline.detect(request)
+        estimate = runtime.estimator.estimate(request, guess) if runtime.estimator else None
+        decision = decide(
+            runtime.name, runtime.config, guess, categories=runtime.categories, estimate=estimate
+        )
+        return decision, _sweep_score(decision, runtime, estimate)
+
+    return route_row
+
+
+_END = 1e6  # stands for "always frontier" / "always student" in the sweep
+
+
+def _sweep_score(decision: Decision, runtime: Any, estimate: Any) -> float:
+    if decision.rule in ("pin", "unknown_task"):
+        return _END if decision.side == "frontier" else -_END
+    if decision.rule == "per_prompt" and estimate is not None:
+        return float(estimate.loss)
+    category = runtime.categories.get(decision.task)
+    return float(category.high) if category is not None else _END
+
+
+def replay(rows: Sequence[OutcomeRow], router: Router) -> list[RoutedItem]:
+    """Route every row (no model is called)."""
+    items = []
+    for row in rows:
+        decision, score = router(row)
+        items.append(
+            RoutedItem(
+                str(row.id),
+                "student" if decision.side == "student" else "frontier",
+                score,
+                row.student,
+                row.frontier,
+                row.student_cost,
+                row.frontier_cost,
+                decision,
+            )
+        )
+    return items
+
+
+@dataclass
+class ReplayReport:
+    """What ``bitrate route eval`` reports (shares and qualities are fractions)."""
+
+    n: int
+    student_share: float
+    quality: float
+    """Mean score of the answers the routed mix gave."""
+    frontier_quality: float
+    student_quality: float
+    oracle_quality: float
+    """Mean of the better of the two scores per item."""
+    realised_loss: float | None
+    """Mean ``f - s`` over the student-routed items (``None`` when none)."""
+    realised_loss_low: float | None
+    realised_loss_high: float | None
+    max_loss: float
+    confidence: float
+    within_tolerance: bool
+    """``realised_loss <= max_loss`` (true when nothing went to the student)."""
+    apgr: float | None
+    cpt50: float | None
+    """Smallest frontier share reaching PGR 0.5 (fraction of calls)."""
+    cpt80: float | None
+    cost_saved: float | None
+    """Share of the all-frontier cost saved, when every row has both costs."""
+    cost_routed: float | None = None
+    cost_all_frontier: float | None = None
+    curve: list[CurvePoint] = field(default_factory=list)
+    rules: dict[str, int] = field(default_factory=dict)
+    """How many rows each decision rule decided."""
+
+    def to_json(self) -> dict[str, Any]:
+        """One JSON object (``route eval --json``)."""
+        out = asdict(self)
+        out["curve"] = [asdict(p) for p in self.curve]
+        return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in out.items()}
+
+    def dumps(self) -> str:
+        """``to_json`` as a JSON line."""
+        return json.dumps(self.to_json())
+
+
+def _costs(items: Sequence[RoutedItem]) -> tuple[float | None, float | None, float | None]:
+    if not items or any(i.student_cost is None or i.frontier_cost is None for i in items):
+        return None, None, None
+    routed = math.fsum(i.student_cost if i.side == "student" else i.frontier_cost for i in items)  # type: ignore[misc]
+    frontier = math.fsum(i.frontier_cost for i in items)  # type: ignore[misc]
+    saved = 1.0 - routed / frontier if frontier > 0 else None
+    return saved, routed, frontier
+
+
+def replay_report(
+    items: Sequence[RoutedItem], *, max_loss: float, confidence: float, bins: int | None = 10
+) -> ReplayReport:
+    """The figures of a replay: shares, qualities, realised loss against ``max_loss``, the PGR sweep."""
+    if not items:
+        raise ValueError("nothing replayed")
+    n = len(items)
+    chosen = [i.student if i.side == "student" else i.frontier for i in items]
+    to_student = [i for i in items if i.side == "student"]
+    check = realised_loss([i.student for i in to_student], [i.frontier for i in to_student], confidence)
+    scores = [i.score for i in items]
+    curve = sweep(scores, [i.student for i in items], [i.frontier for i in items], bins=bins)
+    saved, routed, frontier = _costs(items)
+    rules: dict[str, int] = {}
+    for item in items:
+        rule = item.decision.rule if item.decision else "none"
+        rules[rule] = rules.get(rule, 0) + 1
+    return ReplayReport(
+        n=n,
+        student_share=len(to_student) / n,
+        quality=math.fsum(chosen) / n,
+        frontier_quality=math.fsum(i.frontier for i in items) / n,
+        student_quality=math.fsum(i.student for i in items) / n,
+        oracle_quality=math.fsum(max(i.student, i.frontier) for i in items) / n,
+        realised_loss=check.loss,
+        realised_loss_low=check.low,
+        realised_loss_high=check.high,
+        max_loss=max_loss,
+        confidence=confidence,
+        within_tolerance=check.within(max_loss),
+        apgr=apgr(curve),
+        cpt50=cpt(curve, 0.5),
+        cpt80=cpt(curve, 0.8),
+        cost_saved=saved,
+        cost_routed=routed,
+        cost_all_frontier=frontier,
+        curve=curve,
+        rules=rules,
+    )
