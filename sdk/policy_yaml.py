@@ -33,7 +33,32 @@ def _read(path: Path) -> tuple[Any, yaml.Node | None]:
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(f"invalid YAML: {problem}", location=where) from exc
+    duplicate = _duplicate_key(node)
+    if duplicate:
+        line, key = duplicate
+        raise ConfigError("key defined twice", location=f"{path}:{line}", key=key)
     return data, node
+
+
+def _duplicate_key(node: yaml.Node | None, path: tuple[str, ...] = ()) -> tuple[int, str] | None:
+    """The first key defined twice in one mapping (PyYAML would silently keep the last)."""
+    if isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            found = _duplicate_key(item, (*path, str(i)))
+            if found:
+                return found
+    if not isinstance(node, yaml.MappingNode):
+        return None
+    seen: set[str] = set()
+    for key, value in node.value:
+        dotted = (*path, str(key.value))
+        if key.value in seen:
+            return key.start_mark.line + 1, ".".join(dotted)
+        seen.add(key.value)
+        found = _duplicate_key(value, dotted)
+        if found:
+            return found
+    return None
 
 
 def _child(node: yaml.Node, part: object) -> tuple[int, yaml.Node] | None:

@@ -143,6 +143,18 @@ def test_route_and_model_names_share_one_namespace(tmp_path):
     assert info.value.location == f"{path}:{route_line}"
 
 
+def test_duplicate_key_is_an_error_not_silently_the_last(tmp_path):
+    text = GOOD.replace(
+        "    pin: {code: frontier}\n",
+        "    pin: {code: frontier}\n    uncertain: student\n    uncertain: frontier\n",
+    )
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError, match="defined twice") as info:
+        load_policy(path)
+    assert info.value.key == "routes.auto.uncertain"
+    assert info.value.location == f"{path}:{_line_of(text, 'uncertain: frontier')}"
+
+
 def test_bad_yaml_names_the_line(tmp_path):
     text = GOOD.replace("    tolerance: {max_loss: 0.03, confidence: 0.9}", "    tolerance: {max_loss: 0.03")
     path = write(tmp_path, text)
