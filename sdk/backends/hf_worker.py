@@ -7,6 +7,7 @@ concurrent requests share the model fairly and a long answer never blocks a
 short one. Results go back to the caller's event loop through
 ``loop.call_soon_threadsafe``.
 
+At most ``max_batch_size`` sequences run at once; later jobs wait their turn in order.
 Back-pressure: a job with ``WINDOW`` unread pieces is not advanced until its
 reader catches up, so a slow (or gone) reader costs no compute and a cancelled
 stream stops within a few tokens. Each sequence runs alone (batch of one), so an
@@ -17,6 +18,7 @@ whether requests arrive alone or together.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import queue
 import threading
@@ -95,11 +97,13 @@ class _Seq:
 class Worker:
     """The thread that runs every job of one model."""
 
-    def __init__(self, lm: LoadedModel, name: str, on_wake: threading.Event | None = None):
+    def __init__(self, lm: LoadedModel, name: str, max_active: int = 8):
         self._lm = lm
         self._name = name
+        self._max_active = max_active
         self._inbox: queue.SimpleQueue[Job] = queue.SimpleQueue()
-        self._wake = on_wake or threading.Event()
+        self._waiting: collections.deque[Job] = collections.deque()
+        self._wake = threading.Event()
         self._stopping = False
         self._active: list[_Seq] = []
         self.tokens_generated = 0
@@ -148,11 +152,21 @@ class Worker:
         self._fail_all(BackendUnavailable("the model was closed", backend=self._name))
 
     def _admit(self) -> None:
+        """Start waiting jobs, oldest first, while at most ``max_active`` sequences run
+        (a job with more choices than that starts alone)."""
         while True:
             try:
-                job = self._inbox.get_nowait()
+                self._waiting.append(self._inbox.get_nowait())
             except queue.Empty:
+                break
+        while self._waiting:
+            job = self._waiting[0]
+            if job.cancelled:
+                self._waiting.popleft()
+                continue
+            if self._active and len(self._active) + job.spec.n > self._max_active:
                 return
+            self._waiting.popleft()
             self._guarded(job, self._prefill, job)
 
     def _runnable(self) -> list[_Seq]:
@@ -216,6 +230,8 @@ class Worker:
 
     def _fail_all(self, error: BitrateError) -> None:
         jobs = {id(s.job): s.job for s in self._active}
+        jobs.update((id(j), j) for j in self._waiting)
+        self._waiting.clear()
         while True:
             try:
                 job = self._inbox.get_nowait()

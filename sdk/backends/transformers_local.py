@@ -40,7 +40,7 @@ class TransformersBackend(Backend):
         self.config = config
         self._lm = hf_model.load_model(config)
         self._job_cls = hf_worker.Job
-        self._worker = hf_worker.Worker(self._lm, name)
+        self._worker = hf_worker.Worker(self._lm, name, max_active=config.max_batch_size)
 
     # --------------------------------------------------------------- public
 

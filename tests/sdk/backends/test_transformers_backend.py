@@ -142,3 +142,24 @@ async def test_closed_backend_is_unhealthy_and_refuses_requests(tiny_model_dir: 
     assert not await backend.health()
     with pytest.raises(BackendUnavailable):
         await backend.complete(req(max_tokens=2))
+
+
+async def test_max_batch_size_caps_running_sequences(tiny_model_dir: Path):
+    backend = make_backend("tiny", config(str(tiny_model_dir), max_batch_size=2))
+    seen: list[int] = []
+
+    async def watch() -> None:
+        while True:
+            seen.append(backend.active_sequences)
+            await asyncio.sleep(0.002)
+
+    watcher = asyncio.create_task(watch())
+    try:
+        outs = await asyncio.gather(
+            *(backend.complete(req(p, temperature=0, max_tokens=20)) for p in "abcde")
+        )
+    finally:
+        watcher.cancel()
+        await backend.close()
+    assert max(seen) <= 2
+    assert {o.choices[0].message.content for o in outs} == {ANSWER[:20]}
