@@ -68,7 +68,7 @@ class Circuit:
 
 @dataclass
 class RouteRuntime:
-    """What the engine holds per route, built once at start."""
+    """What the engine holds per route, built once (profile, detectors, checks, estimator)."""
 
     name: str
     config: RouteConfig
@@ -76,7 +76,12 @@ class RouteRuntime:
     categories: dict[str, CategoryVerdict] = field(default_factory=dict)
     checks: list[AnswerCheck] = field(default_factory=list)
     estimator: Any | None = None
-    notes: list[str] = field(default_factory=list)
+    own_notes: list[str] = field(default_factory=list)
+
+    @property
+    def notes(self) -> list[str]:
+        """What is missing on this route and why (detectors skipped, no estimator)."""
+        return [*self.pipeline.notes, *self.own_notes]
 
 
 def _load_route(policy: Policy, name: str) -> RouteRuntime:
@@ -92,7 +97,7 @@ def _load_route(policy: Policy, name: str) -> RouteRuntime:
     }
     ctx = DetectContext(name, config, profile)
     pipeline = build_pipeline(ctx)
-    estimator, notes = _load_estimator(ctx), list(pipeline.notes)
+    estimator, notes = _load_estimator(ctx), []
     if config.per_prompt and estimator is None:
         notes.append("per_prompt: no estimator (no evidence in the profile, or sdk.estimate missing)")
     return RouteRuntime(name, config, pipeline, categories, build_checks(config.escalate), estimator, notes)
@@ -135,7 +140,8 @@ class Engine:
 
     async def start(self) -> None:
         """Load the routes' profiles and detectors, and build every backend (loads local models)."""
-        self.routes()
+        for runtime in self.routes().values():
+            await asyncio.to_thread(runtime.pipeline.warm)  # embedding detectors index their examples
         self._backends.update(self._given)
         for name, config in self.policy.models.items():
             if name not in self._backends:

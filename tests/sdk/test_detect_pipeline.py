@@ -90,15 +90,34 @@ def test_build_pipeline_follows_the_policys_order():
     pipeline = build_pipeline(ctx)
     assert pipeline.names == ["rules", "hint"]
     assert pipeline.detect(req("add: 1+1"), "sort").task == "add"  # rules first here
-    assert isinstance(pipeline.detectors[0], RulesDetector)
+    assert isinstance(pipeline.detectors[0].get(), RulesDetector)
 
 
 def test_missing_detector_module_is_skipped_with_a_note(monkeypatch):
     monkeypatch.setitem(REGISTRY, "lexical", "sdk.detect.not_a_module:from_context")
     pipeline = build_pipeline(DetectContext("auto", route(detect=["hint", "lexical"])))
-    assert pipeline.names == ["hint"]
+    assert pipeline.detect(req("x")) == UNKNOWN
     assert len(pipeline.notes) == 1 and "detector 'lexical' skipped" in pipeline.notes[0]
+    assert pipeline.names == ["hint"]
     assert pipeline.detect(req("x"), "code").task == "code"
+
+
+def test_detectors_are_built_on_first_use_or_at_warm(monkeypatch):
+    built = []
+
+    def factory(ctx):
+        built.append(ctx.route_name)
+        return Fixed("lexical", TaskGuess("copy", "lexical", 0.9))
+
+    monkeypatch.setitem(REGISTRY, "lexical", f"{__name__}:FACTORY")
+    monkeypatch.setitem(globals(), "FACTORY", factory)
+    ctx = DetectContext("auto", route(detect=["rules", "lexical"], rules=[{"match": "^add:", "task": "add"}]))
+    pipeline = build_pipeline(ctx)
+    assert pipeline.detect(req("add: 1+1")).task == "add"
+    assert built == []  # a rule answered: the lexical detector was never needed
+    assert pipeline.detect(req("hello")).task == "copy"
+    pipeline.warm()
+    assert built == ["auto"]
 
 
 def test_default_policy_rules_name_every_tiny_task():
