@@ -6,12 +6,17 @@ Both faces (the gateway and ``sdk.Client``) call this one engine. Per request:
    picks the target from the profile's verdicts and the circuit states.
 2. Call the target. On a ``BackendError`` (not a caller's fault) retry once on the
    other side when the route's ``fallback`` allows it. ``RequestError`` never moves.
-3. Escalate: when an enabled check fails on the student's answer, the frontier answers.
+3. Escalate: when an enabled check fails on the student's answer, the frontier answers
+   (if the frontier then fails, its error is raised: the student's answer failed the check).
 4. Attach ``decision.to_meta()`` as ``bitrate`` (completion; last stream chunk).
 
 The answer's ``model`` field is left as the backend wrote it: it names the model
 that really answered, which is what a caller of a router wants to know; the name the
 caller sent is ``bitrate.route``.
+
+Health: a small per-model :class:`Circuit` opens after consecutive backend failures;
+``decide()`` sees the open ones as ``unavailable`` and routes around them when the
+route's fallback rules allow (rule ``health``).
 """
 
 from __future__ import annotations
