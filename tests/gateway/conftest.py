@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import openai
 import pytest
 
 from sdk.policy import Policy, load_policy
@@ -67,3 +68,18 @@ def upstream_policy(base_url: str, *, server: dict[str, Any] | None = None, **op
     if server:
         data["server"] = server
     return Policy.model_validate(data)
+
+
+@pytest.fixture
+def make_client() -> Iterator[Callable[..., openai.OpenAI]]:
+    """``make_client(server, key="unused")``: an official sync client (no retries), closed after the test."""
+    made: list[openai.OpenAI] = []
+
+    def make(server: RunningServer, key: str = "unused") -> openai.OpenAI:
+        client = openai.OpenAI(base_url=server.base_url, api_key=key, max_retries=0)
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        client.close()

@@ -3,7 +3,7 @@ would a real frontier API (headers, streaming, usage and readiness all cross the
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import httpx
 import openai
@@ -39,8 +39,10 @@ def front(tiny_gateway: RunningServer) -> Iterator[RunningServer]:
         yield server
 
 
-def test_chained_completion_carries_the_first_gateways_metadata(front: RunningServer):
-    client = openai.OpenAI(base_url=front.base_url, api_key="unused", max_retries=0)
+def test_chained_completion_carries_the_first_gateways_metadata(
+    front: RunningServer, make_client: Callable[..., openai.OpenAI]
+):
+    client = make_client(front)
     raw = client.chat.completions.with_raw_response.create(
         model="auto", messages=HI, temperature=0, extra_body={"bitrate": {"task": "chat"}}
     )

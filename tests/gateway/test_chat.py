@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import httpx
 import openai
 import pytest
@@ -16,12 +18,10 @@ COPY = [{"role": "user", "content": "copy: abc"}]
 OTHER = [{"role": "user", "content": "hi"}]
 
 
-def _client(server: RunningServer) -> openai.OpenAI:
-    return openai.OpenAI(base_url=server.base_url, api_key="unused", max_retries=0)
-
-
-def test_route_answers_with_usage_metadata_and_headers(tiny_gateway: RunningServer):
-    raw = _client(tiny_gateway).chat.completions.with_raw_response.create(
+def test_route_answers_with_usage_metadata_and_headers(
+    tiny_gateway: RunningServer, make_client: Callable[..., openai.OpenAI]
+):
+    raw = make_client(tiny_gateway).chat.completions.with_raw_response.create(
         model="auto", messages=COPY, temperature=0
     )
     completion = raw.parse()
@@ -38,8 +38,10 @@ def test_route_answers_with_usage_metadata_and_headers(tiny_gateway: RunningServ
     assert raw.headers["x-bitrate-reason"] == meta["reason"]
 
 
-def test_undetected_task_goes_to_the_frontier(tiny_gateway: RunningServer):
-    raw = _client(tiny_gateway).chat.completions.with_raw_response.create(
+def test_undetected_task_goes_to_the_frontier(
+    tiny_gateway: RunningServer, make_client: Callable[..., openai.OpenAI]
+):
+    raw = make_client(tiny_gateway).chat.completions.with_raw_response.create(
         model="auto", messages=OTHER, temperature=0, max_tokens=5
     )
     assert raw.headers["x-bitrate-target"] == "frontier"
@@ -47,16 +49,18 @@ def test_undetected_task_goes_to_the_frontier(tiny_gateway: RunningServer):
     assert raw.parse().choices[0].finish_reason == "length"
 
 
-def test_direct_model_name(tiny_gateway: RunningServer):
-    completion = _client(tiny_gateway).chat.completions.create(
+def test_direct_model_name(tiny_gateway: RunningServer, make_client: Callable[..., openai.OpenAI]):
+    completion = make_client(tiny_gateway).chat.completions.create(
         model="frontier", messages=OTHER, temperature=0
     )
     assert completion.choices[0].message.content == ANSWER
     assert completion.model_extra["bitrate"]["side"] == "direct"
 
 
-def test_stream_with_usage_and_metadata_in_last_chunk(tiny_gateway: RunningServer):
-    raw = _client(tiny_gateway).chat.completions.with_raw_response.create(
+def test_stream_with_usage_and_metadata_in_last_chunk(
+    tiny_gateway: RunningServer, make_client: Callable[..., openai.OpenAI]
+):
+    raw = make_client(tiny_gateway).chat.completions.with_raw_response.create(
         model="auto", messages=COPY, temperature=0, stream=True, stream_options={"include_usage": True}
     )
     assert raw.headers["content-type"].startswith("text/event-stream")
@@ -82,16 +86,20 @@ async def test_async_client_plain_and_streaming(tiny_gateway: RunningServer):
     assert "".join(pieces) == ANSWER
 
 
-def test_models_lists_routes_then_direct_models(tiny_gateway: RunningServer):
-    client = _client(tiny_gateway)
+def test_models_lists_routes_then_direct_models(
+    tiny_gateway: RunningServer, make_client: Callable[..., openai.OpenAI]
+):
+    client = make_client(tiny_gateway)
     assert [m.id for m in client.models.list()] == ["auto", "frontier", "student"]
     assert client.models.retrieve("auto").model_extra["bitrate"] == {"kind": "route"}
     with pytest.raises(openai.NotFoundError):
         client.models.retrieve("nope")
 
 
-def test_probes_and_metrics(tiny_gateway: RunningServer):
-    _client(tiny_gateway).chat.completions.create(model="auto", messages=COPY, temperature=0, max_tokens=4)
+def test_probes_and_metrics(tiny_gateway: RunningServer, make_client: Callable[..., openai.OpenAI]):
+    make_client(tiny_gateway).chat.completions.create(
+        model="auto", messages=COPY, temperature=0, max_tokens=4
+    )
     assert httpx.get(f"{tiny_gateway.url}/healthz").json() == {"status": "ok"}
     ready = httpx.get(f"{tiny_gateway.url}/readyz")
     assert ready.status_code == 200

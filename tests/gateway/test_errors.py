@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import httpx
 import openai
@@ -29,10 +29,6 @@ def gateway(upstream: FaultServer) -> Iterator[RunningServer]:
         yield server
 
 
-def _client(server: RunningServer, key: str = "unused") -> openai.OpenAI:
-    return openai.OpenAI(base_url=server.base_url, api_key=key, max_retries=0)
-
-
 def _error_of(response: httpx.Response) -> dict:
     body = response.json()
     assert set(body) == {"error"} and set(body["error"]) == {"message", "type", "param", "code"}
@@ -49,9 +45,11 @@ def test_malformed_json_is_400(gateway: RunningServer):
     ("extra", "param"),
     [({"temperature": 5}, "temperature"), ({"stop": ["a", "b", "c", "d", "e"]}, "stop"), ({"n": 0}, "n")],
 )
-def test_invalid_field_is_400_naming_the_field(gateway: RunningServer, extra: dict, param: str):
+def test_invalid_field_is_400_naming_the_field(
+    gateway: RunningServer, extra: dict, param: str, make_client: Callable[..., openai.OpenAI]
+):
     with pytest.raises(openai.BadRequestError) as caught:
-        _client(gateway).chat.completions.create(model="auto", messages=HI, **extra)
+        make_client(gateway).chat.completions.create(model="auto", messages=HI, **extra)
     assert caught.value.status_code == 400
     assert caught.value.param == param and caught.value.type == "invalid_request_error"
 
@@ -68,9 +66,9 @@ def test_invalid_nested_field_names_its_path(gateway: RunningServer):
     assert _error_of(response)["param"] == "messages[1].role"
 
 
-def test_unknown_model_is_404(gateway: RunningServer):
+def test_unknown_model_is_404(gateway: RunningServer, make_client: Callable[..., openai.OpenAI]):
     with pytest.raises(openai.NotFoundError) as caught:
-        _client(gateway).chat.completions.create(model="gpt-nope", messages=HI)
+        make_client(gateway).chat.completions.create(model="gpt-nope", messages=HI)
     assert caught.value.code == "model_not_found" and "gpt-nope" in caught.value.message
 
 
@@ -91,25 +89,31 @@ def test_body_over_the_limit_is_413_by_length_and_by_counting(gateway: RunningSe
     assert counted.status_code == 413
 
 
-def test_upstream_5xx_is_502_naming_the_backend(gateway: RunningServer, upstream: FaultServer):
+def test_upstream_5xx_is_502_naming_the_backend(
+    gateway: RunningServer, upstream: FaultServer, make_client: Callable[..., openai.OpenAI]
+):
     upstream.script(Status(500))
     with pytest.raises(openai.APIStatusError) as caught:
-        _client(gateway).chat.completions.create(model="student", messages=HI)
+        make_client(gateway).chat.completions.create(model="student", messages=HI)
     assert caught.value.status_code == 502
     assert "'student'" in caught.value.message
 
 
-def test_upstream_caller_fault_passes_through_as_its_4xx(gateway: RunningServer, upstream: FaultServer):
+def test_upstream_caller_fault_passes_through_as_its_4xx(
+    gateway: RunningServer, upstream: FaultServer, make_client: Callable[..., openai.OpenAI]
+):
     upstream.script(Status(400, message="bad thing"))
     with pytest.raises(openai.BadRequestError) as caught:
-        _client(gateway).chat.completions.create(model="student", messages=HI)
+        make_client(gateway).chat.completions.create(model="student", messages=HI)
     assert "bad thing" in caught.value.message
 
 
-def test_upstream_timeout_is_504(gateway: RunningServer, upstream: FaultServer):
+def test_upstream_timeout_is_504(
+    gateway: RunningServer, upstream: FaultServer, make_client: Callable[..., openai.OpenAI]
+):
     upstream.script(Hang(seconds=5))
     with pytest.raises(openai.APIStatusError) as caught:
-        _client(gateway).chat.completions.create(model="frontier", messages=HI)
+        make_client(gateway).chat.completions.create(model="frontier", messages=HI)
     assert caught.value.status_code == 504 and "'frontier'" in caught.value.message
 
 
@@ -124,24 +128,26 @@ def test_request_timeout_is_504():
     assert response.status_code == 504 and _error_of(response)["type"] == "timeout_error"
 
 
-def test_unreachable_backend_is_503_and_not_ready():
+def test_unreachable_backend_is_503_and_not_ready(make_client: Callable[..., openai.OpenAI]):
     with refused_url() as url, running_gateway(upstream_policy(url)) as gateway:
         with pytest.raises(openai.APIStatusError) as caught:
-            _client(gateway).chat.completions.create(model="student", messages=HI)
+            make_client(gateway).chat.completions.create(model="student", messages=HI)
         ready = httpx.get(f"{gateway.url}/readyz")
     assert caught.value.status_code == 503 and "'student'" in caught.value.message
     assert ready.status_code == 503
 
 
-def test_api_keys(monkeypatch: pytest.MonkeyPatch, upstream: FaultServer):
+def test_api_keys(
+    monkeypatch: pytest.MonkeyPatch, upstream: FaultServer, make_client: Callable[..., openai.OpenAI]
+):
     monkeypatch.setenv("GATEWAY_KEYS", "sk-one, sk-two")
     with running_gateway(
         upstream_policy(upstream.base_url, server={"api_keys_env": "GATEWAY_KEYS"})
     ) as gateway:
         with pytest.raises(openai.AuthenticationError) as caught:
-            _client(gateway, key="sk-wrong").chat.completions.create(model="student", messages=HI)
+            make_client(gateway, key="sk-wrong").chat.completions.create(model="student", messages=HI)
         anonymous = httpx.get(f"{gateway.base_url}/models")
-        answer = _client(gateway, key="sk-two").chat.completions.create(model="student", messages=HI)
+        answer = make_client(gateway, key="sk-two").chat.completions.create(model="student", messages=HI)
         health = httpx.get(f"{gateway.url}/healthz")
     assert caught.value.status_code == 401 and "sk-wrong" not in caught.value.message
     assert anonymous.status_code == 401 and anonymous.headers["www-authenticate"] == "Bearer"

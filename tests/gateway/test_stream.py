@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 
 import httpx
 import openai
@@ -21,13 +22,13 @@ def _events(response: httpx.Response) -> list[str]:
     return [line[len("data: ") :] for line in response.iter_lines() if line.startswith("data: ")]
 
 
-def test_failure_mid_stream_sends_an_error_event_and_no_done():
+def test_failure_mid_stream_sends_an_error_event_and_no_done(make_client: Callable[..., openai.OpenAI]):
     with fault_server() as upstream, running_gateway(upstream_policy(upstream.base_url)) as gateway:
         upstream.script(StreamError(after=2))
         with httpx.stream("POST", f"{gateway.base_url}/chat/completions", json=BODY) as response:
             events = _events(response)
         upstream.script(StreamError(after=2))
-        client = openai.OpenAI(base_url=gateway.base_url, api_key="unused", max_retries=0)
+        client = make_client(gateway)
         with pytest.raises(openai.APIError, match="engine overloaded"):
             for _ in client.chat.completions.create(**BODY):
                 pass
