@@ -12,6 +12,7 @@ stream early aborts the request in the engine.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
@@ -153,33 +154,34 @@ class VLLMBackend(Backend):
         """Engine outputs as events; leaving early aborts the request in the engine."""
         request_id = f"bitrate-{uuid.uuid4().hex}"
         tokens = [0] * spec.n
-        done = False
         generator = self._engine.generate(
             {"prompt_token_ids": prompt}, sampling_params(self._vllm, spec), request_id
         )
         try:
-            async with contextlib.aclosing(generator):
-                async for output in self._guard(generator):
+            async with contextlib.aclosing(self._guard(generator)) as outputs:
+                async for output in outputs:
                     for completion in output.outputs:
                         tokens[completion.index] += len(completion.token_ids)
                         for event in self._to_events(completion, spec, tokens):
                             yield event
-                done = True
-        finally:
-            if not done:
-                await self._engine.abort(request_id)
+        except (GeneratorExit, asyncio.CancelledError):
+            # vLLM's generate() aborts on close too; this keeps the contract explicit.
+            await self._engine.abort(request_id)
+            raise
 
     async def _guard(self, generator: AsyncIterator[Any]) -> AsyncIterator[Any]:
         # The one boundary where vLLM's errors become bitrate errors.
         try:
-            async for output in generator:
-                yield output
+            async with contextlib.aclosing(generator):
+                async for output in generator:
+                    yield output
         except BitrateError:
             raise
-        except ValueError as exc:  # vLLM's input validation (e.g. prompt too long)
-            raise InvalidRequest(f"vLLM refused the request: {exc}") from exc
         except Exception as exc:  # noqa: BLE001 - boundary, see above
-            if type(exc).__name__ in ("EngineDeadError", "AsyncEngineDeadError"):
+            names = {cls.__name__ for cls in type(exc).__mro__}
+            if isinstance(exc, ValueError) or "VLLMClientError" in names:  # vLLM's input validation
+                raise InvalidRequest(f"vLLM refused the request: {exc}") from exc
+            if names & {"EngineDeadError", "AsyncEngineDeadError"}:
                 raise BackendUnavailable(f"the vLLM engine died: {exc}", backend=self.name) from exc
             raise BackendError(f"vLLM failed: {exc!r}", backend=self.name) from exc
 
