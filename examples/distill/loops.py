@@ -83,10 +83,10 @@ def train_teacher(model, codec: ChatCodec, rng: random.Random, sched: Schedule, 
             labels.append([-100] * len(p) + a)
         ids = pad_batch(seqs, codec.pad)
         tgt = pad_batch(labels, -100)
-        logits = model(input_ids=ids).logits
+        logits = model(input_ids=ids, attention_mask=(ids != codec.pad).long()).logits
         loss = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), tgt[:, 1:].reshape(-1))
         _step(opt, lr_at(step), loss, model)
-        _log("teacher", step, sched, float(loss), t0)
+        _log("teacher", step, sched, loss.item(), t0)
     model.eval()
 
 
@@ -134,7 +134,7 @@ def distill_student(student, pool: DistillPool, codec: ChatCodec, rng: random.Ra
     for step in range(sched.steps):
         idx = [rng.randrange(len(pool.prompts)) for _ in range(sched.batch_size)]
         ids, t_logits, mask, targets = _distill_batch(pool, idx, codec.pad, vocab)
-        s_logits = student(input_ids=ids).logits[mask]
+        s_logits = student(input_ids=ids, attention_mask=(ids != codec.pad).long()).logits[mask]
         t_sel = t_logits[mask]
         kl = F.kl_div(
             F.log_softmax(s_logits / temperature, -1),
@@ -145,7 +145,7 @@ def distill_student(student, pool: DistillPool, codec: ChatCodec, rng: random.Ra
         ce = F.cross_entropy(s_logits, targets[mask])
         loss = alpha * kl + (1 - alpha) * ce
         _step(opt, lr_at(step), loss, student)
-        _log("student", step, sched, float(loss), t0)
+        _log("student", step, sched, loss.item(), t0)
     student.eval()
 
 

@@ -69,9 +69,8 @@ def n_params(model) -> int:
 
 def save_model(model, tokenizer, out_dir: Path, max_new_tokens: int = 32) -> None:
     """``save_pretrained`` (safetensors), a greedy generation config, the tokenizer."""
-    from transformers import GenerationConfig
-
     from tokenizer import save_tokenizer
+    from transformers import GenerationConfig
 
     out_dir.mkdir(parents=True, exist_ok=True)
     model.generation_config = GenerationConfig(

@@ -49,7 +49,7 @@ class Copy(Category):
     name = "copy"
 
     def make(self, rng: random.Random) -> tuple[str, str]:
-        s = _word(rng, 3, 10)
+        s = _word(rng, 3, 7)
         return f"copy: {s}", s
 
 
@@ -57,7 +57,7 @@ class Uppercase(Category):
     name = "uppercase"
 
     def make(self, rng: random.Random) -> tuple[str, str]:
-        s = _word(rng, 3, 10)
+        s = _word(rng, 3, 7)
         return f"uppercase: {s}", s.upper()
 
 
@@ -65,7 +65,7 @@ class Reverse(Category):
     name = "reverse"
 
     def make(self, rng: random.Random) -> tuple[str, str]:
-        s = _word(rng, 3, 9)
+        s = _word(rng, 3, 6)
         return f"reverse: {s}", s[::-1]
 
 
@@ -73,7 +73,7 @@ class Lookup(Category):
     name = "lookup"
 
     def make(self, rng: random.Random) -> tuple[str, str]:
-        keys = rng.sample(LOWER, rng.randint(2, 5))
+        keys = rng.sample(LOWER, rng.randint(2, 4))
         values = [str(rng.randint(0, 9)) for _ in keys]
         key = rng.choice(keys)
         pairs = " ".join(f"{k}={v}" for k, v in zip(keys, values, strict=True))
@@ -84,7 +84,7 @@ class Sort(Category):
     name = "sort"
 
     def make(self, rng: random.Random) -> tuple[str, str]:
-        letters = rng.sample(LOWER, rng.randint(3, 7))
+        letters = rng.sample(LOWER, rng.randint(3, 5))
         return f"sort: {''.join(letters)}", "".join(sorted(letters))
 
 
@@ -92,8 +92,8 @@ class Count(Category):
     name = "count"
 
     def make(self, rng: random.Random) -> tuple[str, str]:
-        alphabet = LOWER[: rng.randint(2, 5)]
-        s = _word(rng, 3, 12, alphabet)
+        alphabet = LOWER[: rng.randint(2, 4)]
+        s = _word(rng, 3, 9, alphabet)
         target = rng.choice(alphabet)
         return f"count {target}: {s}", str(s.count(target))
 
@@ -102,8 +102,8 @@ class Add(Category):
     name = "add"
 
     def make(self, rng: random.Random) -> tuple[str, str]:
-        a = rng.randint(0, 10 ** rng.randint(1, 3) - 1)
-        b = rng.randint(0, 10 ** rng.randint(1, 3) - 1)
+        a = rng.randint(0, 10 ** rng.randint(1, 2) - 1)
+        b = rng.randint(0, 10 ** rng.randint(1, 2) - 1)
         return f"add: {a}+{b}", str(a + b)
 
 
@@ -136,7 +136,7 @@ class Balanced(Category):
     name = "balanced"
 
     def make(self, rng: random.Random) -> tuple[str, str]:
-        s = _balanced(rng, rng.randint(1, 5))
+        s = _balanced(rng, rng.randint(1, 4))
         if rng.random() < 0.5:
             chars = list(s)
             i = rng.randrange(len(chars))

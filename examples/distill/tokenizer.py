@@ -1,6 +1,6 @@
 """A character-level tokenizer for the embedded pair, built with ``tokenizers``.
 
-Every printable ASCII character is one token (so ``decode(encode(x)) == x``,
+Every printable ASCII character (newline and tab included) is one token (so ``decode(encode(x)) == x``,
 spaces included); four special tokens frame the chat. The chat template renders
 
     <|user|>reverse: abc<|end|><|assistant|>
@@ -31,8 +31,8 @@ assistant marker when a generation prompt is asked for."""
 
 
 def _charset() -> list[str]:
-    # printable ASCII without the control whitespace (\t\n\r\x0b\x0c); space is kept
-    return [c for c in string.printable if c not in "\t\n\r\x0b\x0c"]
+    # printable ASCII plus newline and tab; other characters become <|unk|>
+    return [c for c in string.printable if c not in "\r\x0b\x0c"]
 
 
 def build_tokenizer(model_max_length: int = 128):
@@ -42,7 +42,7 @@ def build_tokenizer(model_max_length: int = 128):
 
     vocab = {tok: i for i, tok in enumerate([*SPECIALS, UNK, *_charset()])}
     core = Tokenizer(models.WordLevel(vocab=vocab, unk_token=UNK))
-    core.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
+    core.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
     core.decoder = decoders.Fuse()
     core.add_special_tokens(list(SPECIALS))
     return PreTrainedTokenizerFast(
