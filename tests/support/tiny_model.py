@@ -12,6 +12,7 @@ Run as a script to build a model directory: ``python -m tests.support.tiny_model
 
 from __future__ import annotations
 
+import json
 import random
 import sys
 from pathlib import Path
@@ -144,9 +145,20 @@ def build_tiny_model(out_dir: str | Path, *, steps: int = _STEPS) -> Path:
         _train(model, tokenizer, steps)
         model.save_pretrained(out, safe_serialization=True)
         tokenizer.save_pretrained(out)
+        _make_tokenizer_config_portable(out)
     finally:
         torch.set_num_threads(threads)
     return out
+
+
+def _make_tokenizer_config_portable(out: Path) -> None:
+    """Let older transformers (as pinned by a vLLM build) load the tokenizer too: name the
+    class they know and keep the chat template inside tokenizer_config.json as well."""
+    path = out / "tokenizer_config.json"
+    config = json.loads(path.read_text())
+    config["tokenizer_class"] = "PreTrainedTokenizerFast"
+    config["chat_template"] = CHAT_TEMPLATE
+    path.write_text(json.dumps(config, indent=2) + "\n")
 
 
 if __name__ == "__main__":

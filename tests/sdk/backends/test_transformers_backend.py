@@ -4,6 +4,8 @@ sampling defaults, cancellation and closing. Uses the tiny model (tests/support/
 from __future__ import annotations
 
 import asyncio
+import json
+import shutil
 import subprocess
 import sys
 import time
@@ -43,6 +45,17 @@ def test_directory_without_a_model_is_config_error(tmp_path: Path):
     (tmp_path / "notes.txt").write_text("not a model")
     with pytest.raises(ConfigError, match="not a loadable"):
         make_backend("tiny", config(str(tmp_path)))
+
+
+def test_model_without_chat_template_is_config_error(tiny_model_dir: Path, tmp_path: Path):
+    model = tmp_path / "no-template"
+    shutil.copytree(tiny_model_dir, model)
+    (model / "chat_template.jinja").unlink()
+    tok_config = json.loads((model / "tokenizer_config.json").read_text())
+    tok_config.pop("chat_template")
+    (model / "tokenizer_config.json").write_text(json.dumps(tok_config))
+    with pytest.raises(ConfigError, match="no chat template"):
+        make_backend("tiny", config(str(model)))
 
 
 def test_without_torch_the_error_names_the_extra(tiny_model_dir: Path):
