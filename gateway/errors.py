@@ -33,6 +33,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sdk.errors import (
     AuthError,
@@ -45,6 +46,7 @@ from sdk.errors import (
 )
 
 __all__ = [
+    "InternalErrorBoundary",
     "encode_error",
     "error_response",
     "from_validation_error",
@@ -141,10 +143,32 @@ async def _on_http_exception(request: Request, exc: Exception) -> Response:
     return error_response(err, headers=dict(exc.headers or {}))
 
 
-async def _on_unexpected(request: Request, exc: Exception) -> Response:
-    # The one boundary for bugs: log the traceback here, answer a bare 500 without it.
-    log.error("internal error on %s %s", request.method, request.url.path, exc_info=exc)
-    return error_response(InternalError("internal error in the bitrate gateway"))
+class InternalErrorBoundary:
+    """Pure ASGI middleware, the one place a bug is caught: it is logged with its traceback and
+    answered as a bare 500 in the OpenAI format. (Starlette's own last-resort handler re-raises
+    after answering, and uvicorn then resets the connection before the client reads the 500.)"""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:  # noqa: BLE001 - the boundary for bugs (see the class docstring)
+            log.error("internal error on %s %s", scope.get("method"), scope.get("path"), exc_info=exc)
+            if started:
+                raise  # half an answer is out: only closing the connection can tell the client
+            await error_response(InternalError("internal error in the bitrate gateway"))(scope, receive, send)
 
 
 def install(app: FastAPI) -> None:
@@ -152,7 +176,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(BitrateError, _on_bitrate_error)
     app.add_exception_handler(RequestValidationError, _on_request_validation)
     app.add_exception_handler(HTTPException, _on_http_exception)
-    app.add_exception_handler(Exception, _on_unexpected)
+    app.add_middleware(InternalErrorBoundary)
 
 
 def _dumps(obj: Any) -> bytes:
