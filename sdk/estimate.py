@@ -19,7 +19,8 @@ own loss is neither a neighbour nor part of its category prior). Sorting items b
 that estimate, the threshold is the largest estimate ``t`` such that the items at
 or below ``t`` -- the ones the router would send to the student -- have a loss
 interval whose upper end (Newcombe's paired interval for 0/1 scores, a normal
-interval otherwise, at the route's two-sided confidence) is within ``max_loss``.
+interval otherwise, at the route's two-sided confidence) is within ``max_loss``;
+``t`` itself is capped at ``max_loss`` (see ``EstimatorSettings.cap_at_tolerance``).
 A prompt whose estimate is at most ``t`` is ``safe``; above ``max_loss``,
 ``unsafe``; in between, ``uncertain`` (the policy says where that goes).
 
@@ -54,6 +55,11 @@ class EstimatorSettings:
     """Prior strength: how many fully similar neighbours weigh as much as the category's loss."""
     power: float = 1.0
     """Sharpens (> 1) or flattens (< 1) the similarity weights."""
+    cap_at_tolerance: bool = True
+    """Never send a prompt whose own estimate exceeds ``max_loss``, even when the evidence's
+    average would absorb it: the threshold is capped at ``max_loss``. Without the cap the
+    calibration spends the margin of easy prompts on hard ones, and the realised loss sits
+    right at the tolerance."""
     within_category: bool = True
     """Take neighbours only among evidence items of the prompt's category (when it is known and
     has evidence): a similar prompt asking for another kind of task says little about this one."""
@@ -108,10 +114,16 @@ def _upper_bounds(student: np.ndarray, frontier: np.ndarray, confidence: float) 
 
 
 def calibrate(
-    estimates: np.ndarray, student: np.ndarray, frontier: np.ndarray, *, max_loss: float, confidence: float
+    estimates: np.ndarray,
+    student: np.ndarray,
+    frontier: np.ndarray,
+    *,
+    max_loss: float,
+    confidence: float,
+    cap: float = math.inf,
 ) -> Calibration:
-    """The largest threshold on ``estimates`` (out-of-sample, one per evidence item) whose
-    student-routed items' loss interval stays within ``max_loss``."""
+    """The largest threshold on ``estimates`` (out-of-sample, one per evidence item), at most
+    ``cap``, whose student-routed items' loss interval stays within ``max_loss``."""
     order = np.argsort(estimates, kind="stable")
     est, s, f = estimates[order], student[order], frontier[order]
     highs = _upper_bounds(s, f, confidence)
@@ -119,6 +131,8 @@ def calibrate(
     for m in range(1, len(est) + 1):
         if m < len(est) and est[m] == est[m - 1]:
             continue  # cut only between distinct estimates
+        if est[m - 1] > cap:
+            break
         if highs[m - 1] <= max_loss:
             loss = float((f[:m] - s[:m]).mean())
             best = Calibration(float(est[m - 1]), m / len(est), m, loss, float(highs[m - 1]))
@@ -270,6 +284,7 @@ class PromptEstimator:
             self.frontier,
             max_loss=self.max_loss,
             confidence=self.confidence,
+            cap=self.max_loss if self.settings.cap_at_tolerance else math.inf,
         )
 
 
