@@ -27,7 +27,7 @@ from gateway.demo_view import render
 from sdk.errors import ConfigError
 from sdk.policy import Policy
 
-__all__ = ["CategoryRow", "DemoResult", "TINY_SUITE", "run_demo"]
+__all__ = ["CategoryRow", "DemoResult", "TINY_SUITE", "demo", "run_demo"]
 
 TINY_SUITE = Path(__file__).resolve().parent.parent / "profiles" / "data" / "tiny.jsonl"
 """The shipped probe suite (``profiles/data/tiny.jsonl``)."""
@@ -115,7 +115,13 @@ class DemoResult:
         return self.saved / total if total else 0.0
 
 
-def run_demo(
+def run_demo(report_writer: ReportWriter | None = None, **options: Any) -> int:
+    """``bitrate demo``: run :func:`demo` and return the exit status (0; a failure raises)."""
+    demo(report_writer, **options)
+    return 0
+
+
+def demo(
     report_writer: ReportWriter | None = None,
     *,
     policy: Policy | None = None,
@@ -127,7 +133,7 @@ def run_demo(
     out_dir: Path | None = None,
     console: Any = None,
 ) -> DemoResult:
-    """Run the demo and print its table; see the module docstring. Returns the figures."""
+    """Run the demo and print its table (see the module docstring); return the figures."""
     from rich.console import Console
 
     from sdk.policy import default_policy

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
 import pytest
 from rich.console import Console
 
-from gateway.demo import run_demo, workload
+from gateway.demo import demo, run_demo, workload
 from profiles.assemble import ItemOutcome, assemble_profile
 from profiles.report import write_report
 from sdk.policy import load_policy
@@ -59,7 +60,7 @@ def test_demo_routes_by_verdict_and_prints_the_table(tiny_model_dir: Path, tmp_p
     _write_suite(tmp_path / "suite.jsonl")
     console = Console(record=True, width=160)
 
-    result = run_demo(
+    result = demo(
         write_report,
         policy=load_policy(tmp_path / "policy.yaml"),
         suite=tmp_path / "suite.jsonl",
@@ -78,6 +79,16 @@ def test_demo_routes_by_verdict_and_prints_the_table(tiny_model_dir: Path, tmp_p
     assert result.report is not None and result.report.is_file()
     text = console.export_text()
     assert "Where each category went" in text and "50% to the student" in text and str(result.report) in text
+
+
+def test_run_demo_returns_the_exit_status(tiny_model_dir: Path, tmp_path: Path):
+    (tmp_path / "policy.yaml").write_text(TINY_POLICY.format(model=tiny_model_dir))
+    _write_suite(tmp_path / "suite.jsonl")
+    policy = load_policy(tmp_path / "policy.yaml")
+    policy.routes["auto"].profile = str(tmp_path / "profile.json")
+    _write_profile(tmp_path / "profile.json")
+    quiet = Console(file=io.StringIO())
+    assert run_demo(policy=policy, suite=tmp_path / "suite.jsonl", per_category=1, console=quiet) == 0
 
 
 def test_workload_interleaves_categories(tmp_path: Path):
