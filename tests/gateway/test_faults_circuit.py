@@ -1,0 +1,152 @@
+"""The circuit breaker through the real gateway: opens after N failures, stops sending, probes back.
+
+Each backend of the engine is wrapped in :class:`sdk.backends.circuit.CircuitBackend`
+(``threshold: 2``, ``cooldown: 30`` s of a clock the test moves), the engine's own
+per-model circuit is kept out of the way, and the fault servers count what reaches them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from sdk.backends.circuit import CircuitBackend, wrap_backends
+from sdk.backends.openai_http import OpenAIBackend
+from sdk.engine import Circuit, Engine
+from tests.gateway.test_faults import KEY_ENV, UPSTREAM_KEY, EchoKeyStatus, _profile, fault_policy
+from tests.support.fault_server import FaultServer, Hang, fault_server, refused_url
+from tests.support.gateway_server import RunningServer, running_gateway
+
+COOLDOWN = 30.0
+
+
+class Clock:
+    """A monotonic clock the test moves by hand (read from the gateway's thread)."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class Setup:
+    gateway: RunningServer
+    student: FaultServer
+    frontier: FaultServer
+    backends: dict[str, CircuitBackend]
+    clock: Clock
+    http: httpx.Client
+
+    def ask(self, model: str = "auto", *, stream: bool = False, task: str = "easy") -> httpx.Response:
+        body = {"model": model, "messages": [{"role": "user", "content": f"{task}: hi"}], "stream": stream}
+        return self.http.post("/v1/chat/completions", json=body)
+
+
+@pytest.fixture
+def setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Setup]:
+    monkeypatch.setenv(KEY_ENV, UPSTREAM_KEY)
+    clock = Clock()
+    with fault_server("small") as student, fault_server("big") as frontier, refused_url() as dead:
+        policy = fault_policy(student.base_url, frontier.base_url, dead, _profile(tmp_path / "p.json"))
+        inner = {name: OpenAIBackend(name, config) for name, config in policy.models.items()}
+        backends = wrap_backends(inner, threshold=2, cooldown=COOLDOWN, clock=clock)
+        engine = OwningEngine(policy, backends=backends, circuit=Circuit(threshold=10**6))
+        with running_gateway(engine) as gateway, httpx.Client(base_url=gateway.url, timeout=30) as http:
+            yield Setup(gateway, student, frontier, backends, clock, http)
+
+
+class OwningEngine(Engine):
+    """An engine that also closes the backends it was given (on the gateway's loop, at shutdown)."""
+
+    def __init__(self, policy: Any, *, backends: dict[str, CircuitBackend], circuit: Circuit):
+        super().__init__(policy, backends=backends, circuit=circuit)
+        self.owned = list(backends.values())
+
+    async def aclose(self) -> None:
+        await super().aclose()
+        for backend in self.owned:
+            await backend.close()
+
+
+def _open_student(s: Setup) -> None:
+    """Two failed calls (each retried once upstream) open the student's circuit."""
+    s.student.script(*(EchoKeyStatus(500) for _ in range(4)))
+    for _ in range(2):
+        answer = s.ask()
+        assert answer.status_code == 200 and answer.headers["x-bitrate-target"] == "frontier"
+    assert s.backends["student"].state == "open"
+    assert len(s.student.chat_requests) == 4
+
+
+def test_opens_after_n_failures_and_stops_sending(setup: Setup):
+    _open_student(setup)
+    for stream in (False, True, False):
+        answer = setup.ask(stream=stream)
+        assert answer.status_code == 200 and answer.headers["x-bitrate-target"] == "frontier"
+        assert "circuit_open" in answer.headers["x-bitrate-reason"]
+        if stream:
+            assert answer.text.rstrip().endswith("data: [DONE]")
+    assert len(setup.student.chat_requests) == 4, "an open circuit sends nothing upstream"
+    assert len(setup.frontier.chat_requests) == 5
+
+
+def test_a_direct_call_fails_fast_while_open(setup: Setup):
+    _open_student(setup)
+    answer = setup.ask("student")
+    assert answer.status_code == 503
+    error = answer.json()["error"]
+    assert error["code"] == "circuit_open" and "backend 'student'" in error["message"]
+    assert len(setup.student.chat_requests) == 4
+
+
+def test_probes_back_after_the_cooldown(setup: Setup):
+    _open_student(setup)
+    setup.clock.now += COOLDOWN
+    assert setup.backends["student"].state == "half_open"
+    answer = setup.ask()
+    assert answer.status_code == 200 and answer.headers["x-bitrate-target"] == "student"
+    assert setup.backends["student"].state == "closed"
+    assert setup.ask().headers["x-bitrate-target"] == "student"
+    assert len(setup.student.chat_requests) == 6
+
+
+def test_a_failed_probe_opens_it_again(setup: Setup):
+    _open_student(setup)
+    setup.clock.now += COOLDOWN
+    setup.student.script(EchoKeyStatus(500), EchoKeyStatus(500))
+    answer = setup.ask()
+    assert answer.status_code == 200 and answer.headers["x-bitrate-target"] == "frontier"
+    assert setup.backends["student"].state == "open"
+    assert setup.ask().headers["x-bitrate-target"] == "frontier"
+    assert len(setup.student.chat_requests) == 6, "one probe (retried once upstream), then nothing"
+
+
+def test_no_fallback_means_a_fast_503_naming_the_backend(setup: Setup):
+    setup.frontier.script(*(Hang(30) for _ in range(4)))
+    for _ in range(2):  # task 'hard' is unsafe: frontier only, never the student
+        answer = setup.ask(task="hard")
+        assert answer.status_code == 504 and "backend 'frontier'" in answer.json()["error"]["message"]
+    assert setup.backends["frontier"].is_open
+    answer = setup.ask(task="hard", stream=True)
+    assert answer.status_code == 503
+    assert answer.json()["error"]["code"] == "circuit_open"
+    assert len(setup.frontier.chat_requests) == 4
+    assert len(setup.student.chat_requests) == 0
+
+
+def test_caller_errors_do_not_open_it(setup: Setup):
+    from tests.support.fault_server import Status
+
+    setup.student.script(*(Status(400, message="bad") for _ in range(3)))
+    for _ in range(3):
+        answer = setup.ask("student")
+        assert answer.status_code == 400, answer.text
+    assert setup.backends["student"].state == "closed"
+    assert setup.ask("student").status_code == 200
