@@ -12,7 +12,7 @@ from sdk.profile import load_profile
 
 SHIPPED = embedded.profile_path()
 pytestmark = pytest.mark.skipif(
-    not (SHIPPED.is_file() and TINY_PATH.is_file()), reason="the embedded profile or tiny suite is not built yet"
+    not (SHIPPED.is_file() and TINY_PATH.is_file()), reason="embedded profile or tiny suite not built"
 )
 
 
