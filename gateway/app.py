@@ -16,7 +16,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from gateway import errors
-from gateway.routes import router
+from gateway.routes import ROUTES
 from gateway.state import Gateway
 from sdk.policy import Policy, ServerSettings, load_policy
 
@@ -63,5 +63,5 @@ def create_app(source: Any = None, settings: ServerSettings | None = None) -> Fa
     )
     app.state.gateway = gateway
     errors.install(app)
-    app.include_router(router)
+    app.router.routes.extend(ROUTES)
     return app
