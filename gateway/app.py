@@ -16,8 +16,10 @@ from typing import Any
 from fastapi import FastAPI
 
 from gateway import errors
+from gateway.openapi import openapi_document
 from gateway.routes import ROUTES
 from gateway.state import Gateway
+from sdk import __version__
 from sdk.policy import Policy, ServerSettings, load_policy
 
 __all__ = ["create_app"]
@@ -35,6 +37,12 @@ def _engine_and_policy(source: Any) -> tuple[Any, Policy]:
     if isinstance(source, Policy):
         return Engine(source), source
     return source, source.policy
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    if app.openapi_schema is None:
+        app.openapi_schema = openapi_document(app.title, app.version)
+    return app.openapi_schema
 
 
 def create_app(source: Any = None, settings: ServerSettings | None = None) -> FastAPI:
@@ -59,9 +67,11 @@ def create_app(source: Any = None, settings: ServerSettings | None = None) -> Fa
     app = FastAPI(
         title="bitrate gateway",
         summary="OpenAI-compatible chat completions, routed between a distilled student and the frontier.",
+        version=__version__,
         lifespan=lifespan,
     )
     app.state.gateway = gateway
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     errors.install(app)
     app.router.routes.extend(ROUTES)
     return app

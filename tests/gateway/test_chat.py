@@ -111,3 +111,12 @@ def test_probes_and_metrics(tiny_gateway: RunningServer, make_client: Callable[.
     )
     assert sample(text, "bitrate_cost_saved_dollars_total", route="auto", target="student") > 0
     assert sample(text, "bitrate_tokens_total", route="auto", target="student", kind="completion") >= 4
+
+
+def test_openapi_document_describes_the_chat_route(tiny_gateway: RunningServer):
+    document = httpx.get(f"{tiny_gateway.url}/openapi.json").json()
+    operation = document["paths"]["/v1/chat/completions"]["post"]
+    request_ref = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    request_schema = document["components"]["schemas"][request_ref.rsplit("/", 1)[1]]
+    assert {"model", "messages"} <= set(request_schema["required"])
+    assert {"200", "400", "401", "404", "413", "502", "503", "504"} <= set(operation["responses"])
