@@ -40,7 +40,9 @@ class Schedule:
 def _optimizer(model, sched: Schedule):
     import torch
 
-    opt = torch.optim.AdamW(model.parameters(), lr=sched.lr, weight_decay=sched.weight_decay, betas=(0.9, 0.98))
+    opt = torch.optim.AdamW(
+        model.parameters(), lr=sched.lr, weight_decay=sched.weight_decay, betas=(0.9, 0.98)
+    )
 
     def lr_at(step: int) -> float:
         if step < sched.warmup:
@@ -64,11 +66,23 @@ def _step(opt, lr: float, loss, model) -> None:
 
 def _log(tag: str, step: int, sched: Schedule, loss: float, t0: float) -> None:
     if step % sched.log_every == 0 or step == sched.steps - 1:
-        print(f"[{tag}] step {step + 1}/{sched.steps} loss {loss:.4f} {time.perf_counter() - t0:.0f}s", flush=True)
+        print(
+            f"[{tag}] step {step + 1}/{sched.steps} loss {loss:.4f} {time.perf_counter() - t0:.0f}s",
+            flush=True,
+        )
 
 
-def train_teacher(model, codec: ChatCodec, rng: random.Random, sched: Schedule, exclude: frozenset[str]) -> None:
-    """Train ``model`` on ground-truth answers of sampled examples outside ``exclude``."""
+def train_teacher(
+    model,
+    codec: ChatCodec,
+    rng: random.Random,
+    sched: Schedule,
+    exclude: frozenset[str],
+    mix: dict[str, float] | None = None,
+    on_step: Callable[[int], None] | None = None,
+) -> None:
+    """Train ``model`` on ground-truth answers of sampled examples outside ``exclude``,
+    categories drawn with weights ``mix``; ``on_step(step)`` runs after every step."""
     import torch.nn.functional as F
 
     opt, lr_at = _optimizer(model, sched)
@@ -77,7 +91,7 @@ def train_teacher(model, codec: ChatCodec, rng: random.Random, sched: Schedule, 
     for step in range(sched.steps):
         seqs, labels = [], []
         for _ in range(sched.batch_size):
-            ex = sample(rng, exclude)
+            ex = sample(rng, exclude, mix)
             p, a = codec.prompt(ex.prompt), codec.answer(ex.answer)
             seqs.append(p + a)
             labels.append([-100] * len(p) + a)
@@ -87,6 +101,8 @@ def train_teacher(model, codec: ChatCodec, rng: random.Random, sched: Schedule, 
         loss = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), tgt[:, 1:].reshape(-1))
         _step(opt, lr_at(step), loss, model)
         _log("teacher", step, sched, loss.item(), t0)
+        if on_step:
+            on_step(step)
     model.eval()
 
 
@@ -98,8 +114,9 @@ class DistillPool:
     answers: list[Decoded]
 
 
-def build_pool(teacher, codec: ChatCodec, rng: random.Random, size: int, exclude: frozenset[str],
-               max_new: int) -> DistillPool:
+def build_pool(
+    teacher, codec: ChatCodec, rng: random.Random, size: int, exclude: frozenset[str], max_new: int
+) -> DistillPool:
     """Sample ``size`` prompts (outside ``exclude``) and let the teacher answer them."""
     prompts = [codec.prompt(sample(rng, exclude).prompt) for _ in range(size)]
     answers = greedy(teacher, prompts, codec.eos, max_new, keep_logits=True)
@@ -122,8 +139,15 @@ def _distill_batch(pool: DistillPool, idx: list[int], pad: int, vocab: int):
     return ids, t_logits, mask, targets
 
 
-def distill_student(student, pool: DistillPool, codec: ChatCodec, rng: random.Random, sched: Schedule,
-                    temperature: float, alpha: float) -> None:
+def distill_student(
+    student,
+    pool: DistillPool,
+    codec: ChatCodec,
+    rng: random.Random,
+    sched: Schedule,
+    temperature: float,
+    alpha: float,
+) -> None:
     """Train ``student`` on the teacher's logits (KL at ``temperature``) and greedy tokens (CE)."""
     import torch.nn.functional as F
 
@@ -136,12 +160,15 @@ def distill_student(student, pool: DistillPool, codec: ChatCodec, rng: random.Ra
         ids, t_logits, mask, targets = _distill_batch(pool, idx, codec.pad, vocab)
         s_logits = student(input_ids=ids, attention_mask=(ids != codec.pad).long()).logits[mask]
         t_sel = t_logits[mask]
-        kl = F.kl_div(
-            F.log_softmax(s_logits / temperature, -1),
-            F.log_softmax(t_sel / temperature, -1),
-            log_target=True,
-            reduction="batchmean",
-        ) * temperature**2
+        kl = (
+            F.kl_div(
+                F.log_softmax(s_logits / temperature, -1),
+                F.log_softmax(t_sel / temperature, -1),
+                log_target=True,
+                reduction="batchmean",
+            )
+            * temperature**2
+        )
         ce = F.cross_entropy(s_logits, targets[mask])
         loss = alpha * kl + (1 - alpha) * ce
         _step(opt, lr_at(step), loss, student)
@@ -149,8 +176,13 @@ def distill_student(student, pool: DistillPool, codec: ChatCodec, rng: random.Ra
     student.eval()
 
 
-def accuracy(model, codec: ChatCodec, items: list[Example], max_new: int,
-             on_answer: Callable[[Example, str], None] | None = None) -> dict[str, float]:
+def accuracy(
+    model,
+    codec: ChatCodec,
+    items: list[Example],
+    max_new: int,
+    on_answer: Callable[[Example, str], None] | None = None,
+) -> dict[str, float]:
     """Greedy exact-match accuracy per category."""
     outs = greedy(model, [codec.prompt(ex.prompt) for ex in items], codec.eos, max_new)
     right: dict[str, list[int]] = {}

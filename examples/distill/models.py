@@ -84,8 +84,15 @@ def save_model(model, tokenizer, out_dir: Path, max_new_tokens: int = 32) -> Non
     save_tokenizer(tokenizer, out_dir)
 
 
-def greedy(model, prompts: list[list[int]], eos_id: int, max_new: int, *, batch_size: int = 256,
-           keep_logits: bool = False) -> list[Decoded]:
+def greedy(
+    model,
+    prompts: list[list[int]],
+    eos_id: int,
+    max_new: int,
+    *,
+    batch_size: int = 256,
+    keep_logits: bool = False,
+) -> list[Decoded]:
     """Greedy answers for token-id ``prompts``, batched by equal prompt length (no padding)."""
     import torch
 
@@ -99,7 +106,9 @@ def greedy(model, prompts: list[list[int]], eos_id: int, max_new: int, *, batch_
             for start in range(0, len(idxs), batch_size):
                 chunk = idxs[start : start + batch_size]
                 batch = torch.tensor([prompts[i] for i in chunk])
-                for i, dec in zip(chunk, _greedy_batch(model, batch, eos_id, max_new, keep_logits), strict=True):
+                for i, dec in zip(
+                    chunk, _greedy_batch(model, batch, eos_id, max_new, keep_logits), strict=True
+                ):
                     results[i] = dec
     return results  # type: ignore[return-value]
 

@@ -169,9 +169,15 @@ def by_name(name: str) -> Category:
     raise KeyError(name)
 
 
-def sample(rng: random.Random, exclude: frozenset[str] = frozenset()) -> Example:
-    """One example of a uniformly chosen category whose prompt is not in ``exclude``."""
-    cat = rng.choice(CATEGORIES)
+def sample(
+    rng: random.Random, exclude: frozenset[str] = frozenset(), weights: dict[str, float] | None = None
+) -> Example:
+    """One example whose prompt is not in ``exclude``; the category is drawn with
+    ``weights`` (by name; uniform when ``None``)."""
+    if weights is None:
+        cat = rng.choice(CATEGORIES)
+    else:
+        cat = rng.choices(CATEGORIES, [weights.get(c.name, 1.0) for c in CATEGORIES])[0]
     while True:
         prompt, answer = cat.make(rng)
         if prompt not in exclude:

@@ -26,24 +26,49 @@ from tasks import CATEGORIES
 from tokenizer import build_tokenizer
 
 REPO = Path(__file__).resolve().parents[2]
-MAX_NEW = 16  # longest answer is 10 characters + EOS
+MAX_NEW = 16  # longest answer is 7 characters + EOS
+TEACHER_MIX = {
+    "copy": 1.0,
+    "uppercase": 1.0,
+    "lookup": 1.0,
+    "reverse": 0.5,
+    "sort": 1.0,
+    "count": 1.5,
+    "add": 2.0,
+    "balanced": 2.0,
+}
+"""Category weights of the teacher's training data: more of what is slow to learn.
+The student's distillation prompts are drawn uniformly."""
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seed", type=int, default=0, help="seed of everything (suite, data, init)")
-    ap.add_argument("--out-dir", type=Path, default=None,
-                    help="write teacher/, student/ and tiny.jsonl here (default: the shipped locations)")
-    ap.add_argument("--teacher-steps", type=int, default=2400)
-    ap.add_argument("--student-steps", type=int, default=1500)
-    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument(
+        "--out-dir",
+        type=Path,
+        default=None,
+        help="write teacher/, student/ and tiny.jsonl here (default: the shipped locations)",
+    )
+    ap.add_argument("--teacher-steps", type=int, default=4000)
+    ap.add_argument("--student-steps", type=int, default=2000)
+    ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--teacher-lr", type=float, default=2e-3)
     ap.add_argument("--student-lr", type=float, default=3e-3)
-    ap.add_argument("--pool-size", type=int, default=24000, help="prompts the teacher answers for the student")
+    ap.add_argument(
+        "--pool-size", type=int, default=24000, help="prompts the teacher answers for the student"
+    )
     ap.add_argument("--temperature", type=float, default=2.0, help="distillation temperature")
     ap.add_argument("--alpha", type=float, default=0.5, help="weight of the KL term; 1 - alpha on CE")
     ap.add_argument("--per-category", type=int, default=60, help="probe items per category")
     ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    ap.add_argument(
+        "--teacher-from",
+        type=Path,
+        default=None,
+        help="load this saved teacher instead of training one (to iterate on the student)",
+    )
+    ap.add_argument("--eval-every", type=int, default=0, help="grade the teacher every N steps (0: never)")
     ap.add_argument("--smoke", action="store_true", help="a few steps into a temp dir, for CI")
     args = ap.parse_args(argv)
     if args.smoke:
@@ -66,6 +91,28 @@ def print_table(teacher_acc: dict[str, float], student_acc: dict[str, float]) ->
         print(f"{cat.name:<10} {teacher_acc[cat.name]:>8.3f} {student_acc[cat.name]:>8.3f}")
 
 
+def _teacher(args, tok, codec: ChatCodec, suite, held_out: frozenset[str], teacher_dir: Path):
+    """Train the teacher and save it at once (or load it with ``--teacher-from``)."""
+    if args.teacher_from is not None:
+        from transformers import GPT2LMHeadModel
+
+        print(f"teacher loaded from {args.teacher_from} (not retrained)")
+        return GPT2LMHeadModel.from_pretrained(str(args.teacher_from)).eval()
+    teacher = make_model(TEACHER, tok, seed=args.seed)
+    sched = Schedule(args.teacher_steps, args.batch_size, args.teacher_lr)
+
+    def progress(step: int) -> None:
+        if args.eval_every and (step + 1) % args.eval_every == 0 and step + 1 < sched.steps:
+            acc = accuracy(teacher, codec, suite, MAX_NEW)
+            teacher.train()
+            print(f"[teacher] step {step + 1} suite accuracy", {k: round(v, 2) for k, v in acc.items()})
+
+    rng = random.Random(f"teacher-{args.seed}")
+    train_teacher(teacher, codec, rng, sched, held_out, TEACHER_MIX, progress)
+    save_model(teacher, tok, teacher_dir)
+    return teacher
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     import torch
@@ -78,23 +125,24 @@ def main(argv: list[str] | None = None) -> int:
     codec.check([ex.prompt for ex in suite[:: max(1, len(suite) // 40)]])
     held_out = frozenset(ex.prompt for ex in suite)
 
-    teacher = make_model(TEACHER, tok, seed=args.seed)
-    sched = Schedule(args.teacher_steps, args.batch_size, args.teacher_lr)
-    train_teacher(teacher, codec, random.Random(f"teacher-{args.seed}"), sched, held_out)
+    teacher_dir, student_dir, suite_path = _targets(args.out_dir)
+    write_suite(suite, suite_path)
+    teacher = _teacher(args, tok, codec, suite, held_out, teacher_dir)
     t_teacher = time.perf_counter() - t0
     teacher_acc = accuracy(teacher, codec, suite, MAX_NEW)
     print("teacher", {k: round(v, 3) for k, v in teacher_acc.items()}, f"{t_teacher:.0f}s", flush=True)
 
-    pool = build_pool(teacher, codec, random.Random(f"distill-{args.seed}"), args.pool_size, held_out, MAX_NEW)
+    pool = build_pool(
+        teacher, codec, random.Random(f"distill-{args.seed}"), args.pool_size, held_out, MAX_NEW
+    )
     student = make_model(STUDENT, tok, seed=args.seed + 1)
     sched = Schedule(args.student_steps, args.batch_size, args.student_lr)
-    distill_student(student, pool, codec, random.Random(f"student-{args.seed}"), sched, args.temperature, args.alpha)
+    distill_student(
+        student, pool, codec, random.Random(f"student-{args.seed}"), sched, args.temperature, args.alpha
+    )
     student_acc = accuracy(student, codec, suite, MAX_NEW)
 
-    teacher_dir, student_dir, suite_path = _targets(args.out_dir)
-    save_model(teacher, tok, teacher_dir)
     save_model(student, tok, student_dir)
-    write_suite(suite, suite_path)
     wall = time.perf_counter() - t0
 
     print_table(teacher_acc, student_acc)
