@@ -85,6 +85,8 @@ class SubprocessGateway:
             raise
         finally:
             self._reader.join(5)
+            if self.process.stdout is not None:
+                self.process.stdout.close()
 
 
 @contextmanager
