@@ -10,7 +10,7 @@ import pytest
 
 from sdk.decision import TaskGuess
 from sdk.embed import HashingEmbedder, VectorIndex
-from sdk.estimate import EstimatorSettings, PromptEstimator, calibrate
+from sdk.estimate import EstimatorSettings, PromptEstimator, calibrate, crossfit_calibrate
 from sdk.profile import EvidenceItem, ModelIdentity, Profile, SuiteInfo, Tolerance
 from sdk.protocol import ChatRequest
 
@@ -27,7 +27,7 @@ def hard(i: int) -> str:
     return f"Prove rigorously the theorem on {TOPICS[i % 6]} number {i} with every lemma."
 
 
-def evidence(n_easy: int = 90, n_hard: int = 15) -> list[EvidenceItem]:
+def evidence(n_easy: int = 200, n_hard: int = 30) -> list[EvidenceItem]:
     """One mixed category: easy prompts the student gets right, hard ones it gets wrong."""
     items = [
         EvidenceItem(id=f"e{i}", category="mixed", prompt=easy(i), student=1, frontier=1)
@@ -65,7 +65,7 @@ def estimator(items=None, settings=EstimatorSettings(), max_loss=0.05) -> Prompt
 def test_similar_prompts_inherit_their_neighbours_loss():
     est = estimator()
     e, h = est.estimate_text(easy(101), "mixed"), est.estimate_text(hard(101), "mixed")
-    assert e.category_loss == pytest.approx(15 / 105)
+    assert e.category_loss == pytest.approx(30 / 230)
     assert e.loss < e.category_loss < h.loss
     assert e.n_eff > 1 and h.n_eff > 1
 
@@ -89,7 +89,7 @@ def test_unknown_category_uses_the_overall_loss_and_all_neighbours():
 
 def test_stronger_prior_shrinks_harder():
     weak, strong = estimator(settings=EstimatorSettings(k0=1)), estimator(settings=EstimatorSettings(k0=50))
-    prior = 15 / 105
+    prior = 30 / 230
     assert abs(strong.estimate_text(hard(3), "mixed").loss - prior) < abs(
         weak.estimate_text(hard(3), "mixed").loss - prior
     )
@@ -111,7 +111,7 @@ def test_leave_out_drops_every_item_of_the_same_prompt():
 def test_calibration_meets_the_tolerance_on_the_evidence():
     est = estimator()
     cal = est.calibration
-    assert 0.6 < cal.student_share <= 90 / 105 + 1e-9
+    assert 0.6 < cal.student_share <= 200 / 230 + 1e-9
     assert cal.loss_high <= 0.05 and cal.loss == 0.0
     sent, e = est.route(easy(55), "mixed")
     assert sent and e.verdict == "safe"
@@ -208,3 +208,20 @@ def test_threshold_is_capped_at_the_tolerance():
     assert calibrate(est, s, f, max_loss=0.05, confidence=0.9).n_student == 105
     capped = calibrate(est, s, f, max_loss=0.05, confidence=0.9, cap=0.05)
     assert capped.n_student == 100 and capped.threshold == pytest.approx(0.01)
+
+
+def test_crossfit_certifies_on_the_fold_that_did_not_choose():
+    # estimates rank well; every group is one prompt; the certifying fold must agree
+    rng = np.random.default_rng(0)
+    n = 400
+    est = np.sort(rng.random(n))
+    s = np.where(est < 0.5, 1.0, (rng.random(n) < 0.5).astype(float))  # breaks only above 0.5
+    f = np.ones(n)
+    groups = np.arange(n)
+    cal = crossfit_calibrate(est, s, f, groups, max_loss=0.05, confidence=0.9)
+    assert cal.threshold > -math.inf and cal.loss_high <= 0.05
+    chosen = est <= cal.threshold
+    assert cal.n_student == chosen.sum() and cal.loss == pytest.approx((f - s)[chosen].mean())
+    # too few prompts to split: nothing certified
+    few = crossfit_calibrate(est[:3], s[:3], f[:3], groups[:3], max_loss=0.5, confidence=0.9)
+    assert few.threshold == -math.inf
