@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -526,6 +527,57 @@ def test_fault(bench: Bench, row: Row, side: Side):
         assert healthy.status == 200, healthy.text
     logged = "\n".join(bench.logs.lines[first_log:])
     assert not _leaks(logged), f"the logs leaked {_leaks(logged)}"
+
+
+def test_a_hanging_backend_does_not_hold_up_other_requests(bench: Bench):
+    bench.servers["student"].script(Hang(30), Hang(30))
+    before = _seen(bench)["student"]
+    done = threading.Event()
+    hung: list[Answer] = []
+
+    def hang() -> None:
+        hung.append(call(bench.http, {"model": "student", "messages": [{"role": "user", "content": "hi"}]}))
+        done.set()
+
+    worker = threading.Thread(target=hang)
+    worker.start()
+    try:
+        deadline = time.monotonic() + 10
+        while _seen(bench)["student"] == before and time.monotonic() < deadline:
+            time.sleep(0.01)  # until the hanging call reached its upstream
+        for _ in range(10):
+            answer = call(bench.http, {"model": "frontier", "messages": [{"role": "user", "content": "hi"}]})
+            assert answer.status == 200
+        assert not done.is_set(), "ten answers came back while the hanging call was still waiting"
+    finally:
+        worker.join(20)
+        _drain(bench.servers["student"])
+    assert hung[0].status == 504 and hung[0].error()["code"] == "backend_timeout"
+
+
+def test_request_timeout_caps_the_whole_call(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv(KEY_ENV, UPSTREAM_KEY)
+    with fault_server() as student, fault_server() as frontier, refused_url() as dead:
+        policy = fault_policy(
+            student.base_url, frontier.base_url, dead, _profile(tmp_path / "p.json"), request_timeout=2.0
+        )
+        engine = Engine(policy, circuit=Circuit(threshold=10**6))
+        with running_gateway(engine) as gateway, httpx.Client(base_url=gateway.url, timeout=30) as http:
+            student.script(Hang(30), Hang(30))
+            frontier.script(Hang(30), Hang(30))
+            started = time.perf_counter()
+            answer = call(http, {"model": "auto", "messages": [{"role": "user", "content": "easy: hi"}]})
+            elapsed = time.perf_counter() - started
+            assert answer.status == 504 and answer.error()["code"] == "backend_timeout"
+            assert 1.9 < elapsed < 4, elapsed
+            student.script(Drip(0.4))  # ~3.6 s of stream: cut at 2 s
+            started = time.perf_counter()
+            body = {"model": "auto", "messages": [{"role": "user", "content": "easy: hi"}], "stream": True}
+            answer = call(http, body)
+            elapsed = time.perf_counter() - started
+    assert answer.status == 200 and "[DONE]" not in answer.events
+    assert json.loads(answer.events[-1])["error"]["code"] == "backend_timeout"
+    assert 1.9 < elapsed < 4, elapsed
 
 
 def test_metrics_hold_no_key_and_no_prompt(bench: Bench):
