@@ -168,8 +168,9 @@ class CircuitBackend(Backend):
     def _admit(self) -> None:
         if not self.breaker.acquire():
             wait = self.breaker.retry_in()
+            when = f"next probe in {wait:.1f}s" if wait > 0 else "a probe is in flight"
             raise BackendUnavailable(
-                f"circuit open after {self.breaker.failures} consecutive failures; next probe in {wait:.1f}s",
+                f"circuit open after {self.breaker.failures} consecutive failures; {when}",
                 backend=self.name,
                 code=CIRCUIT_OPEN,
             )
