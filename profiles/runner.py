@@ -4,7 +4,8 @@ Calls go through ``sdk`` backends (retries are theirs) with bounded concurrency 
 a per-call timeout; greedy decoding (temperature 0) unless told otherwise. Every
 call is looked up in the :class:`~profiles.cache.CallCache` first, so a re-run or a
 resumed run makes no model call for an item already answered. A call that fails
-drops its item (listed in ``RunResult.errors``) and is not cached, so the next run
+drops its item (listed in ``RunResult.errors``; a backend failure or a request the
+backend refuses, e.g. too long for its context) and is not cached, so the next run
 tries it again.
 
 Sequential mode (``monitor=SequentialMonitor(...)``): items are started in suite
@@ -28,7 +29,7 @@ from profiles.graders import make_grader
 from profiles.stats import SequentialMonitor
 from profiles.suites import Item
 from sdk.backends import Backend, ModelConfig
-from sdk.errors import BackendError, BackendTimeout
+from sdk.errors import BackendError, BackendTimeout, RequestError
 from sdk.profile import ModelIdentity
 from sdk.protocol import ChatRequest
 
@@ -143,7 +144,7 @@ class Runner:
                     self._ask(self.student, "student", item, calls),
                     self._ask(self.frontier, "frontier", item, calls),
                 )
-            except BackendError as exc:
+            except (BackendError, RequestError) as exc:  # this item only; the run goes on
                 errors.append(f"{item.id}: {exc.message}")
                 return None
         outcome = self._grade(item, s, f)
