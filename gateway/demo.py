@@ -129,7 +129,7 @@ def demo(
     suite: Path | None = None,
     per_category: int = 12,
     concurrency: int = 8,
-    max_tokens: int = 64,
+    max_tokens: int = 32,
     out_dir: Path | None = None,
     console: Any = None,
 ) -> DemoResult:

@@ -18,20 +18,30 @@ def _pct(value: float | None) -> str:
 
 def render(console: Any, result: DemoResult) -> None:
     """Print the per-category table, the overall line and the report's path."""
+    from rich import box
     from rich.table import Table
 
-    table = Table(title="Where each category went", title_justify="left")
+    table = Table(
+        title="Where each category went",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        show_edge=False,
+        collapse_padding=True,
+        caption="accuracy: routed answers equal to the reference; frontier: its accuracy in the profile",
+        caption_justify="left",
+    )
     for name, justify in [
         ("category", "left"),
         ("verdict", "left"),
-        ("to student", "right"),
-        ("to frontier", "right"),
-        ("accuracy (routed)", "right"),
-        ("frontier accuracy (profile)", "right"),
+        ("to\nstudent", "right"),
+        ("to\nfrontier", "right"),
+        ("accuracy\n(routed)", "right"),
+        ("frontier\n(profile)", "right"),
         ("calls", "right"),
-        ("cost saved", "right"),
+        ("saved", "right"),
     ]:
-        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+        table.add_column(name, justify=justify, min_width=max(map(len, name.split("\n"))))  # type: ignore[arg-type]
     for row in result.rows:
         style = _VERDICT_STYLE.get(row.verdict, "")
         table.add_row(
@@ -42,13 +52,13 @@ def render(console: Any, result: DemoResult) -> None:
             _pct(row.accuracy),
             _pct(row.frontier_accuracy),
             str(row.calls),
-            f"${row.saved:.6f}",
+            f"${row.saved:.5f}",
         )
     console.print(table)
     console.print(
         f"[bold]overall[/]: {result.calls} calls, {_pct(result.student_share)} to the student; "
         f"quality kept {_pct(result.quality_kept)} (routed accuracy {_pct(result.accuracy)} vs "
-        f"all-frontier {_pct(result.frontier_accuracy)}); cost saved ${result.saved:.6f} "
+        f"all-frontier {_pct(result.frontier_accuracy)}); cost saved ${result.saved:.5f} "
         f"({_pct(result.saved_share)} of the all-frontier cost)"
     )
     if result.report is not None:
