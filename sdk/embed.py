@@ -282,6 +282,7 @@ class VectorIndex:
             raise InternalError(f"index needs one vector per label, got {vectors.shape} for {len(labels)}")
         self.matrix = np.ascontiguousarray(vectors, dtype=np.float32)
         self.labels = list(labels)
+        self._columns: np.ndarray | None = None  # column-major copy for sparse queries, built on demand
 
     @classmethod
     def build(cls, embedder: Embedder, texts: Sequence[str], labels: Sequence[str]) -> VectorIndex:
@@ -294,6 +295,16 @@ class VectorIndex:
     def similarities(self, vector: np.ndarray) -> np.ndarray:
         """Cosine similarity of ``vector`` to every indexed vector."""
         return self.matrix @ vector
+
+    def similarities_to_text(self, embedder: Embedder, text: str) -> np.ndarray:
+        """Cosine similarity of ``text`` (embedded by ``embedder``) to every indexed vector. A
+        :class:`HashingEmbedder`'s sparse vector is dotted with only the columns it touches."""
+        if isinstance(embedder, HashingEmbedder):
+            idx, val = embedder.sparse(text)
+            if self._columns is None:
+                self._columns = np.asfortranarray(self.matrix)
+            return self._columns[:, idx] @ val if len(idx) else np.zeros(len(self.labels), np.float32)
+        return self.matrix @ embedder.embed([text])[0]
 
     def scale(self, sample: int = 512, seed: int = 0) -> tuple[float, float]:
         """``(typical, background)`` similarities of this space, over at most ``sample`` rows:

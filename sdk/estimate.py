@@ -232,7 +232,7 @@ class PromptEstimator:
         self.confidence = confidence
         self.settings = settings
         self._labels = np.asarray(index.labels)
-        self._categories = set(index.labels)
+        self._outside = {c: np.flatnonzero(self._labels != c) for c in set(index.labels)}
         self.typical, self.background = index.scale()
         self.calibration = self._calibrate()
 
@@ -270,16 +270,20 @@ class PromptEstimator:
 
     def estimate_vector(self, vector: np.ndarray, category: str | None) -> Estimate:
         """The estimate for an embedded prompt of ``category`` (``None``/unknown: the overall loss)."""
+        return self._estimate(self.index.similarities(vector), category)
+
+    def _estimate(self, sims: np.ndarray, category: str | None) -> Estimate:
         prior = self.category_loss.get(category or "", self.overall_loss)
-        sims = self.index.similarities(vector)
-        if self.settings.within_category and category in self._categories:
-            sims = np.where(self._labels == category, sims, -np.inf)
+        outside = self._outside.get(category or "")
+        if self.settings.within_category and outside is not None:
+            sims = sims.copy()
+            sims[outside] = -np.inf
         loss, n_eff = self._shrunk(sims, prior)
         return Estimate(loss, n_eff, prior, self._verdict(loss))
 
     def estimate_text(self, prompt: str, category: str | None) -> Estimate:
         """The estimate for a prompt's text."""
-        return self.estimate_vector(self.embedder.embed([prompt])[0], category)
+        return self._estimate(self.index.similarities_to_text(self.embedder, prompt), category)
 
     def estimate(self, request: ChatRequest, guess: TaskGuess) -> Estimate:
         """The engine's entry: the estimate for a request's last user message and detected task."""
@@ -293,7 +297,8 @@ class PromptEstimator:
 
     def route(self, prompt: str, category: str | None) -> tuple[bool, Estimate]:
         """``(send_to_student, estimate)`` for a prompt's text."""
-        return self.route_vector(self.embedder.embed([prompt])[0], category)
+        est = self.estimate_text(prompt, category)
+        return est.verdict == "safe", est
 
     # -------------------------------------------------------------- internals
 

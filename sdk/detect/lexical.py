@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-import numpy as np
-
 from sdk.decision import TaskGuess
 from sdk.detect.base import DetectContext, last_user_text
 from sdk.detect.embedding import DEFAULT_K, examples_from_profile, vote
@@ -45,18 +43,13 @@ class LexicalDetector:
         self.min_confidence = min_confidence
         self.name = "lexical"
         self.index = VectorIndex.build(self.embedder, texts, [lab for _, lab in pairs])
-        # column-major copy: a request touches a few hundred columns, gathered contiguously
-        self._columns = np.asfortranarray(self.index.matrix)
         self.scale = self.index.scale()
 
     def guess_text(self, text: str) -> TaskGuess | None:
         """The guess for a prompt's text (``None`` below ``min_confidence`` or with no examples)."""
         if not text.strip() or len(self.index) == 0:
             return None
-        idx, val = self.embedder.sparse(text)
-        if len(idx) == 0:
-            return None
-        sims = self._columns[:, idx] @ val
+        sims = self.index.similarities_to_text(self.embedder, text)
         result = vote(sims, self.index.labels, self.index.nearest(sims, self.k), self.scale)
         if result is None or result[1] < self.min_confidence:
             return None
