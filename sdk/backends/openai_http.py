@@ -229,7 +229,7 @@ class OpenAIBackend(Backend):
         prepared = build_request(self.config, request, self._secret, stream=True)
         response = await self.retry.call(self._open_stream, prepared)
         try:
-            async for chunk in iter_chunks(self._body(response), self.name):
+            async for chunk in iter_chunks(self._body(response), self.name, secret=self._secret):
                 yield chunk
         finally:
             await response.aclose()  # early close drops the connection: the upstream stops generating

@@ -187,22 +187,25 @@ def check_stream_headers(headers: Mapping[str, str], backend: str) -> None:
         raise malformed(backend, f"content type {kind or 'missing'!r}, expected text/event-stream")
 
 
-def parse_chunk(data: str, backend: str, *, event: str | None = None) -> ChatCompletionChunk:
+def parse_chunk(
+    data: str, backend: str, *, event: str | None = None, secret: str | None = None
+) -> ChatCompletionChunk:
     """One SSE ``data`` payload as a chunk. An ``error`` object (or an ``event: error``)
-    raises: :class:`UpstreamStatusError` when it carries an HTTP status, else ``BackendError``."""
+    raises: :class:`UpstreamStatusError` when it carries an HTTP status, else ``BackendError``;
+    ``secret`` (the API key) is redacted from its message."""
     payload = _load_json(data.encode(), backend)
     if event == "error" or (isinstance(payload, dict) and "error" in payload):
-        raise stream_error(payload, backend)
+        raise stream_error(payload, backend, secret=secret)
     try:
         return ChatCompletionChunk.model_validate(payload)
     except ValidationError as exc:
         raise malformed(backend, f"not a chat completion chunk ({_first_error(exc)})") from exc
 
 
-def stream_error(payload: Any, backend: str) -> BackendError:
-    """The error for an ``error`` object sent inside a stream."""
+def stream_error(payload: Any, backend: str, *, secret: str | None = None) -> BackendError:
+    """The error for an ``error`` object sent inside a stream (``secret`` redacted)."""
     error = payload.get("error", payload) if isinstance(payload, dict) else payload
-    message = truncate(_message_of({"error": error}) or "unknown error")
+    message = truncate(redact(_message_of({"error": error}) or "unknown error", secret))
     status = _status_of(error)
     if status is not None:
         return UpstreamStatusError(f"error mid-stream: {message}", backend=backend, upstream_status=status)

@@ -98,8 +98,11 @@ class SSEDecoder:
         return SSEEvent("\n".join(data), event or "message", self._last_id, retry)
 
 
-async def iter_chunks(source: AsyncIterable[bytes], backend: str) -> AsyncIterator[ChatCompletionChunk]:
-    """The chunks of an OpenAI stream read from ``source`` (raw body bytes).
+async def iter_chunks(
+    source: AsyncIterable[bytes], backend: str, *, secret: str | None = None
+) -> AsyncIterator[ChatCompletionChunk]:
+    """The chunks of an OpenAI stream read from ``source`` (raw body bytes); ``secret``
+    (the API key) is redacted from any error event the upstream sends.
 
     Stops at ``[DONE]`` without reading further; the caller closes the source.
     """
@@ -108,9 +111,9 @@ async def iter_chunks(source: AsyncIterable[bytes], backend: str) -> AsyncIterat
         for event in decoder.feed(raw):
             if event.data.strip() == DONE:
                 return
-            yield parse_chunk(event.data, backend, event=event.event)
+            yield parse_chunk(event.data, backend, event=event.event, secret=secret)
     for event in decoder.close():
         if event.data.strip() == DONE:
             return
-        yield parse_chunk(event.data, backend, event=event.event)
+        yield parse_chunk(event.data, backend, event=event.event, secret=secret)
     raise BackendError("stream truncated: it ended without [DONE]", backend=backend, code="stream_truncated")
