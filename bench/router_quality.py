@@ -165,6 +165,7 @@ def run_pair(student: str, args: argparse.Namespace, work: Path) -> list[dict]:
             max_loss=args.max_loss,
             confidence=args.confidence,
             settings=settings,
+            safe_categories=probe.safe_categories,
         )
         runtime = dataclasses.replace(routes["per_prompt"], estimator=estimator)
         routed[label] = replay(rows, route_with(runtime))

@@ -24,7 +24,9 @@ interval otherwise, at the route's two-sided confidence) is within ``max_loss``;
 The estimator does that on one half of the evidence's prompts and certifies the
 threshold on the other half (:func:`crossfit_calibrate`), both ways round, because
 a threshold checked on the very items it was picked on over-promises.
-A prompt whose estimate is at most ``t`` is ``safe``; above ``max_loss``,
+A prompt whose estimate is at most ``t`` is ``safe``, and so is one of a category
+the profile already calls ``safe`` whose estimate is within ``max_loss`` (per-prompt
+routing only ever removes the hard prompts of a safe category); above ``max_loss``,
 ``unsafe``; in between, ``uncertain`` (the policy says where that goes).
 
 ``route_vector`` is a pure function of these precomputed arrays and the prompt's
@@ -220,9 +222,11 @@ class PromptEstimator:
         max_loss: float,
         confidence: float,
         settings: EstimatorSettings = EstimatorSettings(),
+        safe_categories: Sequence[str] = (),
     ):
         self.embedder = embedder
         self.index = index
+        self.safe_categories = frozenset(safe_categories)
         self.student = np.asarray(student, dtype=np.float64)
         self.frontier = np.asarray(frontier, dtype=np.float64)
         self.diffs = self.frontier - self.student
@@ -249,16 +253,18 @@ class PromptEstimator:
         """Build from a :class:`sdk.profile.Profile` with evidence (embeds every evidence prompt once)."""
         items = list(getattr(profile, "evidence", None) or [])
         index = VectorIndex.build(embedder, [i.prompt for i in items], [i.category for i in items])
-        cats = {name: stats.loss for name, stats in getattr(profile, "categories", {}).items()}
+        stats = getattr(profile, "categories", {})
+        safe = [name for name, st in stats.items() if st.verdict_at(max_loss, confidence) == "safe"]
         return cls(
             embedder,
             index,
             [i.student for i in items],
             [i.frontier for i in items],
-            cats,
+            {name: st.loss for name, st in stats.items()},
             max_loss=max_loss,
             confidence=confidence,
             settings=settings,
+            safe_categories=safe,
         )
 
     @property
@@ -279,7 +285,7 @@ class PromptEstimator:
             sims = sims.copy()
             sims[outside] = -np.inf
         loss, n_eff = self._shrunk(sims, prior)
-        return Estimate(loss, n_eff, prior, self._verdict(loss))
+        return Estimate(loss, n_eff, prior, self._verdict(loss, category))
 
     def estimate_text(self, prompt: str, category: str | None) -> Estimate:
         """The estimate for a prompt's text."""
@@ -302,9 +308,11 @@ class PromptEstimator:
 
     # -------------------------------------------------------------- internals
 
-    def _verdict(self, loss: float) -> Verdict:
+    def _verdict(self, loss: float, category: str | None) -> Verdict:
         if loss <= self.calibration.threshold:
             return "safe"
+        if category in self.safe_categories and loss <= self.max_loss:
+            return "safe"  # the profile already certifies the whole category
         return "unsafe" if loss > self.max_loss else "uncertain"
 
     def _weights(self, sims: np.ndarray) -> np.ndarray:

@@ -225,3 +225,14 @@ def test_crossfit_certifies_on_the_fold_that_did_not_choose():
     # too few prompts to split: nothing certified
     few = crossfit_calibrate(est[:3], s[:3], f[:3], groups[:3], max_loss=0.5, confidence=0.9)
     assert few.threshold == -math.inf
+
+
+def test_a_safe_category_stays_safe_for_prompts_within_tolerance():
+    items = [
+        EvidenceItem(id=f"e{i}", category="easy", prompt=easy(i), student=1, frontier=1) for i in range(99)
+    ]
+    est = estimator(items)
+    assert est.threshold == -math.inf  # ~50 items a half: too few to certify a per-prompt threshold
+    assert est.safe_categories == {"easy"}  # but the profile's category interval is within tolerance
+    sent, e = est.route(easy(3), "easy")
+    assert sent and e.verdict == "safe" and e.loss <= 0.05
