@@ -20,10 +20,10 @@ by that estimate, :func:`calibrate` finds the largest estimate ``t`` such that t
 items at or below ``t`` -- the ones the router would send to the student -- have a
 loss interval whose upper end (Newcombe's paired interval for 0/1 scores, a normal
 interval otherwise, at the route's two-sided confidence) is within ``max_loss``;
-``t`` itself is capped at ``max_loss`` (see ``EstimatorSettings.cap_at_tolerance``).
-The estimator does that on one half of the evidence's prompts and certifies the
-threshold on the other half (:func:`crossfit_calibrate`), both ways round, because
-a threshold checked on the very items it was picked on over-promises.
+(optionally capped at ``max_loss``: ``EstimatorSettings.cap_at_tolerance``).
+The estimator cross-fits it (:func:`crossfit_calibrate`): each fold's threshold is
+picked on the other folds and checked on the fold's own items, because a threshold
+checked on the very items it was picked on over-promises.
 A prompt whose estimate is at most ``t`` is ``safe``, and so is one of a category
 the profile already calls ``safe`` whose estimate is within ``max_loss`` (per-prompt
 routing only ever removes the hard prompts of a safe category); above ``max_loss``,
@@ -45,7 +45,7 @@ import numpy as np
 
 from sdk.decision import TaskGuess, Verdict
 from sdk.detect.base import DetectContext, last_user_text
-from sdk.embed import Embedder, HashingEmbedder, VectorIndex
+from sdk.embed import Embedder, HashingEmbedder, VectorIndex, minilm_available  # noqa: F401 (tests patch it)
 from sdk.protocol import ChatRequest
 from sdk.stats import PairedCounts, newcombe_paired_interval, paired_counts, z_two_sided
 
@@ -71,11 +71,11 @@ class EstimatorSettings:
     """Prior strength: how many fully similar neighbours weigh as much as the category's loss."""
     power: float = 1.0
     """Sharpens (> 1) or flattens (< 1) the similarity weights."""
-    cap_at_tolerance: bool = True
-    """Never send a prompt whose own estimate exceeds ``max_loss``, even when the evidence's
-    average would absorb it: the threshold is capped at ``max_loss``. Without the cap the
-    calibration spends the margin of easy prompts on hard ones, and the realised loss sits
-    right at the tolerance."""
+    cap_at_tolerance: bool = False
+    """Also cap the threshold at ``max_loss`` (never send a prompt whose own estimate exceeds
+    the tolerance). Off by default: shrinkage keeps every estimate in a bad category above
+    ``k0 / (k + k0)`` of its loss, so the cap would forbid exactly the easy prompts of a mixed
+    category that per-prompt routing exists for; the cross-fitted check guards the promise."""
     embedder: Literal["lexical", "minilm"] = "lexical"
     """Vector space of the neighbours. ``lexical`` (TF-IDF over hashed character n-grams) is the
     default because on IFEval outcomes it ranked prompts far better than all-MiniLM-L6-v2 did
@@ -160,11 +160,26 @@ def calibrate(
     return best
 
 
-def _bound_of(est: np.ndarray, s: np.ndarray, f: np.ndarray, threshold: float, confidence: float) -> float:
-    chosen = est <= threshold
-    if not chosen.any():
-        return math.inf
-    return float(_upper_bounds(s[chosen], f[chosen], confidence)[-1])
+def _crossfit_once(
+    estimates: np.ndarray,
+    student: np.ndarray,
+    frontier: np.ndarray,
+    fold: np.ndarray,
+    target: float,
+    confidence: float,
+    cap: float,
+) -> tuple[list[float], np.ndarray]:
+    """Per fold: the threshold :func:`calibrate` picks on the other folds at ``target``, and
+    which of the fold's own items it sends to the student."""
+    thresholds, sent = [], np.zeros(len(estimates), dtype=bool)
+    for k in range(int(fold.max()) + 1):
+        rest, own = fold != k, fold == k
+        t = calibrate(
+            estimates[rest], student[rest], frontier[rest], max_loss=target, confidence=confidence, cap=cap
+        ).threshold
+        thresholds.append(t)
+        sent |= own & (estimates <= t)
+    return thresholds, sent
 
 
 def crossfit_calibrate(
@@ -176,36 +191,41 @@ def crossfit_calibrate(
     max_loss: float,
     confidence: float,
     cap: float = math.inf,
+    folds: int = 5,
     seed: int = 0,
 ) -> Calibration:
-    """Choose on one half, certify on the other: the evidence's prompts (``groups``) are split in
-    two folds; the threshold :func:`calibrate` picks on one fold counts only if the other
-    fold's items under it also have a loss interval within ``max_loss``. The larger certified
-    threshold wins; with none, nothing goes to the student.
+    """Cross-fitted calibration: the evidence's prompts (``groups``) are split into ``folds``;
+    for each fold, :func:`calibrate` picks a threshold on the *other* folds, and the fold's own
+    items under that threshold are the ones it would have sent to the student. Those items,
+    pooled over the folds, were never used to choose their own threshold; their loss interval
+    must be within ``max_loss``. The folds aim at ``max_loss``, then at 80%, 60%... of it until
+    the pooled check passes (else nothing goes to the student). The threshold used live is the
+    median of the passing folds' thresholds.
 
-    Picking the largest threshold that passes on the same items it is checked on is optimistic
-    (the cut lands where the noise happens to be kind); certifying on items the choice never
-    saw removes that winner's curse, at the price of intervals from half the evidence.
+    Picking the largest threshold that passes on the same items it is checked on over-promises
+    (the cut lands where the noise happens to be kind); checking each choice on items it never
+    saw removes that winner's curse while keeping (almost) all the evidence for the interval.
     """
+    nothing = Calibration(-math.inf, 0.0, 0, 0.0, 0.0)
     keys = np.unique(groups)
-    if len(keys) < 4:
-        return Calibration(-math.inf, 0.0, 0, 0.0, 0.0)
-    fold_of = dict(
-        zip(np.random.default_rng(seed).permutation(keys).tolist(), [0, 1] * len(keys), strict=False)
-    )
+    if len(keys) < 2 * folds:
+        return nothing
+    shuffled = np.random.default_rng(seed).permutation(keys).tolist()
+    fold_of = {key: i % folds for i, key in enumerate(shuffled)}
     fold = np.array([fold_of[g] for g in groups.tolist()])
-    best = Calibration(-math.inf, 0.0, 0, 0.0, 0.0)
-    for pick in (0, 1):
-        a, b = fold == pick, fold != pick
-        t = calibrate(
-            estimates[a], student[a], frontier[a], max_loss=max_loss, confidence=confidence, cap=cap
-        ).threshold
-        high = _bound_of(estimates[b], student[b], frontier[b], t, confidence)
-        if high <= max_loss and t > best.threshold:
-            chosen = estimates <= t
-            loss = float((frontier[chosen] - student[chosen]).mean())
-            best = Calibration(t, float(chosen.mean()), int(chosen.sum()), loss, high)
-    return best
+    for share in (1.0, 0.8, 0.6, 0.4, 0.2, 0.0):
+        thresholds, sent = _crossfit_once(
+            estimates, student, frontier, fold, max_loss * share, confidence, cap
+        )
+        if not sent.any():
+            continue
+        high = float(_upper_bounds(student[sent], frontier[sent], confidence)[-1])
+        if high <= max_loss:
+            threshold = float(np.median(thresholds))
+            chosen = estimates <= threshold
+            loss = float((frontier[sent] - student[sent]).mean())
+            return Calibration(threshold, float(chosen.mean()), int(chosen.sum()), loss, high)
+    return nothing
 
 
 class PromptEstimator:

@@ -111,12 +111,13 @@ def test_leave_out_drops_every_item_of_the_same_prompt():
 def test_calibration_meets_the_tolerance_on_the_evidence():
     est = estimator()
     cal = est.calibration
-    assert 0.6 < cal.student_share <= 200 / 230 + 1e-9
-    assert cal.loss_high <= 0.05 and cal.loss == 0.0
+    assert cal.student_share > 0.6 and cal.loss_high <= 0.05
     sent, e = est.route(easy(55), "mixed")
     assert sent and e.verdict == "safe"
-    sent, h = est.route(hard(55), "mixed")
-    assert not sent and h.verdict == "unsafe"
+    assert est.estimate_text(hard(55), "mixed").loss > e.loss
+    # the budget is the average: at most the least-bad hard prompts share the easy ones' margin
+    hard_sent = sum(est.route(hard(i), "mixed")[0] for i in range(100, 130))
+    assert hard_sent < 10
 
 
 def test_uncertain_between_threshold_and_tolerance():
@@ -221,7 +222,7 @@ def test_crossfit_certifies_on_the_fold_that_did_not_choose():
     cal = crossfit_calibrate(est, s, f, groups, max_loss=0.05, confidence=0.9)
     assert cal.threshold > -math.inf and cal.loss_high <= 0.05
     chosen = est <= cal.threshold
-    assert cal.n_student == chosen.sum() and cal.loss == pytest.approx((f - s)[chosen].mean())
+    assert cal.n_student == chosen.sum() and cal.loss <= cal.loss_high  # loss: of the held-out picks
     # too few prompts to split: nothing certified
     few = crossfit_calibrate(est[:3], s[:3], f[:3], groups[:3], max_loss=0.5, confidence=0.9)
     assert few.threshold == -math.inf
@@ -232,7 +233,6 @@ def test_a_safe_category_stays_safe_for_prompts_within_tolerance():
         EvidenceItem(id=f"e{i}", category="easy", prompt=easy(i), student=1, frontier=1) for i in range(99)
     ]
     est = estimator(items)
-    assert est.threshold == -math.inf  # ~50 items a half: too few to certify a per-prompt threshold
     assert est.safe_categories == {"easy"}  # but the profile's category interval is within tolerance
     sent, e = est.route(easy(3), "easy")
     assert sent and e.verdict == "safe" and e.loss <= 0.05
