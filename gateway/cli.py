@@ -25,6 +25,17 @@ def _fast_or(module: str, fast: str, fallback: str) -> str:
     return fast if importlib.util.find_spec(module) is not None else fallback
 
 
+def _log_config(level: str) -> dict:
+    """uvicorn's logging config, plus bitrate's own loggers at ``level`` on the same handler."""
+    import copy
+
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["loggers"]["bitrate"] = {"handlers": ["default"], "level": level.upper(), "propagate": False}
+    return config
+
+
 def serve(
     policy: Annotated[
         Path | None,
@@ -55,6 +66,7 @@ def serve(
         host=host,
         port=port,
         log_level=log_level,
+        log_config=_log_config(log_level),
         access_log=access_log,
         loop=_fast_or("uvloop", "uvloop", "asyncio"),
         http=_fast_or("httptools", "httptools", "h11"),
