@@ -250,7 +250,10 @@ def main() -> None:
     parser.add_argument("--mode", default="strict", choices=["strict", "loose"])
     parser.add_argument("--max-loss", type=float, default=0.05)
     parser.add_argument("--confidence", type=float, default=0.90)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="Seed of the profile/eval split.")
+    parser.add_argument(
+        "--more-seeds", type=int, nargs="*", default=[], help="Also summarise these splits (no bootstrap)."
+    )
     parser.add_argument("--boot", type=int, default=1000)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", type=Path, help="Also write the rows as JSON here.")
@@ -270,7 +273,29 @@ def main() -> None:
     print_table(results, args.max_loss)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
+    if args.more_seeds:
+        print_seeds(args)
     print(" ".join(f"{k}={v}" for k, v in verdict(results).items()))
+
+
+def print_seeds(args: argparse.Namespace) -> None:
+    """One line per (split, pair): the split-to-split spread of the figures above."""
+    print(
+        f"\n{'seed':>4} {'pair':<14} {'cat APGR':>8} {'pp APGR':>8} {'cat share':>9} {'cat loss':>8} "
+        f"{'pp share':>8} {'pp loss':>8} {'within':>6}"
+    )
+    for seed in [args.seed, *args.more_seeds]:
+        for student in args.students:
+            one = argparse.Namespace(**{**vars(args), "seed": seed, "boot": 1})
+            with tempfile.TemporaryDirectory() as tmp:
+                rs = {r["router"]: r for r in run_pair(student, one, Path(tmp))}
+            cat, pp = rs["category"], rs["per-prompt"]
+            print(
+                f"{seed:>4} {cat['pair']:<14} {cat['apgr']:>8.3f} {pp['apgr']:>8.3f} "
+                f"{cat['student_share']:>9.1%} {fmt(cat['realised_loss']):>8} "
+                f"{pp['student_share']:>8.1%} {fmt(pp['realised_loss']):>8} "
+                f"{str(cat['within'] and pp['within']):>6}"
+            )
 
 
 if __name__ == "__main__":
