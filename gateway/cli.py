@@ -9,8 +9,9 @@ asyncio + h11 on ``/healthz`` and 1.35x on a proxied chat completion.
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -34,6 +35,22 @@ def _log_config(level: str) -> dict:
     config = copy.deepcopy(LOGGING_CONFIG)
     config["loggers"]["bitrate"] = {"handlers": ["default"], "level": level.upper(), "propagate": False}
     return config
+
+
+def _run_to_a_clean_exit(server: Any) -> None:
+    """Run uvicorn until SIGINT/SIGTERM. uvicorn shuts down gracefully, then re-raises the signal
+    it caught; with the default handlers that kills the process (status -15), so a graceful stop
+    would look like a crash to a supervisor. Handlers that ignore the re-raise make it exit 0."""
+    previous = {sig: signal.signal(sig, _ignore) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        server.run()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _ignore(_signum: int, _frame: object) -> None:
+    """A signal handler that does nothing."""
 
 
 def serve(
@@ -61,7 +78,7 @@ def serve(
     except ConfigError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=host,
         port=port,
@@ -74,3 +91,7 @@ def serve(
         lifespan="on",
         timeout_graceful_shutdown=5,
     )
+    server = uvicorn.Server(config)
+    _run_to_a_clean_exit(server)
+    if not server.started:
+        raise typer.Exit(3)  # startup failed (the engine could not start); uvicorn logged why

@@ -82,3 +82,14 @@ def test_serve_with_a_bad_policy_exits_2_naming_the_key(tmp_path: Path):
     )
     assert result.returncode == 2
     assert "colour" in result.stderr and "policy.yaml" in result.stderr
+
+
+def test_serve_exits_3_when_the_engine_cannot_start(tmp_path: Path):
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        f"version: 1\nmodels:\n  m: {{backend: transformers, model: '{tmp_path / 'missing'}'}}\n"
+    )
+    args = [sys.executable, "-c", SERVE, "--policy", str(policy), "--port", str(_free_port())]
+    result = subprocess.run(args, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 3, result.stderr
+    assert "missing" in result.stderr
