@@ -49,7 +49,7 @@ class Copy(Category):
     name = "copy"
 
     def make(self, rng: random.Random) -> tuple[str, str]:
-        s = _word(rng, 3, 7)
+        s = _word(rng, 3, 5)
         return f"copy: {s}", s
 
 
@@ -57,7 +57,7 @@ class Uppercase(Category):
     name = "uppercase"
 
     def make(self, rng: random.Random) -> tuple[str, str]:
-        s = _word(rng, 3, 7)
+        s = _word(rng, 3, 5)
         return f"uppercase: {s}", s.upper()
 
 
@@ -65,7 +65,7 @@ class Reverse(Category):
     name = "reverse"
 
     def make(self, rng: random.Random) -> tuple[str, str]:
-        s = _word(rng, 3, 6)
+        s = _word(rng, 3, 5)
         return f"reverse: {s}", s[::-1]
 
 
@@ -73,7 +73,7 @@ class Lookup(Category):
     name = "lookup"
 
     def make(self, rng: random.Random) -> tuple[str, str]:
-        keys = rng.sample(LOWER, rng.randint(2, 4))
+        keys = rng.sample(LOWER, rng.randint(2, 3))
         values = [str(rng.randint(0, 9)) for _ in keys]
         key = rng.choice(keys)
         pairs = " ".join(f"{k}={v}" for k, v in zip(keys, values, strict=True))
@@ -84,7 +84,7 @@ class Sort(Category):
     name = "sort"
 
     def make(self, rng: random.Random) -> tuple[str, str]:
-        letters = rng.sample(LOWER, rng.randint(3, 5))
+        letters = rng.sample(LOWER, rng.randint(3, 4))
         return f"sort: {''.join(letters)}", "".join(sorted(letters))
 
 
@@ -92,8 +92,8 @@ class Count(Category):
     name = "count"
 
     def make(self, rng: random.Random) -> tuple[str, str]:
-        alphabet = LOWER[: rng.randint(2, 4)]
-        s = _word(rng, 3, 9, alphabet)
+        alphabet = LOWER[: rng.randint(2, 3)]
+        s = _word(rng, 3, 6, alphabet)
         target = rng.choice(alphabet)
         return f"count {target}: {s}", str(s.count(target))
 
@@ -136,7 +136,7 @@ class Balanced(Category):
     name = "balanced"
 
     def make(self, rng: random.Random) -> tuple[str, str]:
-        s = _balanced(rng, rng.randint(1, 4))
+        s = _balanced(rng, rng.randint(2, 5))
         if rng.random() < 0.5:
             chars = list(s)
             i = rng.randrange(len(chars))
@@ -155,10 +155,13 @@ CATEGORIES: tuple[Category, ...] = (
     Lookup(),
     Reverse(),
     Sort(),
-    Count(),
-    Add(),
     Balanced(),
 )
+"""The trained and shipped categories. ``Count`` and ``Add`` are kept below but not
+trained: the 4-layer teacher did not reach 0.95 on them within the CPU budget
+(0.53 and 0.28 after 4000 steps, while copy, uppercase and reverse were >= 0.95)."""
+
+UNUSED: tuple[Category, ...] = (Count(), Add())
 
 
 def by_name(name: str) -> Category:
