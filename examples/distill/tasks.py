@@ -69,6 +69,22 @@ class Reverse(Category):
         return f"reverse: {s}", s[::-1]
 
 
+class Double(Category):
+    name = "double"
+
+    def make(self, rng: random.Random) -> tuple[str, str]:
+        s = _word(rng, 2, 5)
+        return f"double: {s}", "".join(c + c for c in s)
+
+
+class Largest(Category):
+    name = "largest"
+
+    def make(self, rng: random.Random) -> tuple[str, str]:
+        digits = [str(rng.randint(0, 9)) for _ in range(rng.randint(3, 6))]
+        return f"largest: {' '.join(digits)}", max(digits)
+
+
 class Lookup(Category):
     name = "lookup"
 
@@ -150,18 +166,19 @@ class Balanced(Category):
 
 
 CATEGORIES: tuple[Category, ...] = (
-    Copy(),
     Uppercase(),
-    Lookup(),
     Reverse(),
+    Copy(),
+    Double(),
+    Largest(),
     Sort(),
-    Balanced(),
 )
-"""The trained and shipped categories. ``Count`` and ``Add`` are kept below but not
-trained: the 4-layer teacher did not reach 0.95 on them within the CPU budget
-(0.53 and 0.28 after 4000 steps, while copy, uppercase and reverse were >= 0.95)."""
+"""The trained and shipped categories. ``Lookup``, ``Count``, ``Add`` and ``Balanced``
+are kept below but not trained: the 4-layer teacher did not reach 0.95 on them
+within the CPU budget (after 4000 steps: lookup 0.43, count 0.53, add 0.28,
+balanced 0.47, while uppercase, reverse and sort were >= 0.9)."""
 
-UNUSED: tuple[Category, ...] = (Count(), Add())
+UNUSED: tuple[Category, ...] = (Lookup(), Count(), Add(), Balanced())
 
 
 def by_name(name: str) -> Category:

@@ -23,6 +23,10 @@ def _check(category: str, prompt: str, answer: str) -> bool:
         return answer == body.upper()
     if category == "reverse":
         return answer == "".join(reversed(body))
+    if category == "double":
+        return answer == "".join(c * 2 for c in body)
+    if category == "largest":
+        return answer == max(body.split())
     if category == "sort":
         return answer == "".join(sorted(body))
     if category == "count":
@@ -41,20 +45,21 @@ def _check(category: str, prompt: str, answer: str) -> bool:
     raise AssertionError(category)
 
 
-@pytest.mark.parametrize("category", [c.name for c in tasks.CATEGORIES])
+@pytest.mark.parametrize("category", [c.name for c in tasks.CATEGORIES + tasks.UNUSED])
 def test_references_match_an_independent_grader(category: str) -> None:
     rng = random.Random(7)
-    cat = tasks.by_name(category)
+    cat = next(c for c in tasks.CATEGORIES + tasks.UNUSED if c.name == category)
     for _ in range(300):
         prompt, answer = cat.make(rng)
-        assert prompt.startswith(category if category != "uppercase" else "uppercase")
+        assert prompt.startswith(category)
         assert _check(category, prompt, answer), (prompt, answer)
 
 
 def test_balanced_is_roughly_half_yes() -> None:
     rng = random.Random(3)
-    answers = [tasks.by_name("balanced").make(rng)[1] for _ in range(1000)]
-    assert 0.35 < answers.count("yes") / len(answers) < 0.65
+    balanced = next(c for c in tasks.UNUSED if c.name == "balanced")
+    answers = [balanced.make(rng)[1] for _ in range(1000)]
+    assert 0.4 < answers.count("yes") / len(answers) < 0.75  # a swap can land on a balanced string
 
 
 def test_sampling_avoids_excluded_prompts() -> None:
