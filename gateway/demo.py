@@ -116,9 +116,20 @@ class DemoResult:
 
 
 def run_demo(report_writer: ReportWriter | None = None, **options: Any) -> int:
-    """``bitrate demo``: run :func:`demo` and return the exit status (0; a failure raises)."""
-    demo(report_writer, **options)
+    """``bitrate demo``: run :func:`demo` and return the exit status: 0, or 2 with a one-line
+    message when the setup is wrong (no profile, no suite, a bad policy)."""
+    try:
+        demo(report_writer, **options)
+    except ConfigError as exc:
+        _console(options.get("console")).print(f"[red]error[/]: {exc}")
+        return 2
     return 0
+
+
+def _console(console: Any) -> Any:
+    from rich.console import Console
+
+    return console or Console()
 
 
 def demo(
@@ -134,11 +145,9 @@ def demo(
     console: Any = None,
 ) -> DemoResult:
     """Run the demo and print its table (see the module docstring); return the figures."""
-    from rich.console import Console
-
     from sdk.policy import default_policy
 
-    console = console or Console()
+    console = _console(console)
     policy = policy or default_policy()
     profile = _load_profile(policy, route)
     items = workload(suite or TINY_SUITE, per_category)

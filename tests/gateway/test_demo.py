@@ -95,3 +95,13 @@ def test_workload_interleaves_categories(tmp_path: Path):
     _write_suite(tmp_path / "suite.jsonl")
     items = workload(tmp_path / "suite.jsonl", per_category=2)
     assert [item["category"] for item in items] == ["copy", "chat", "copy", "chat"]
+
+
+def test_run_demo_without_a_profile_exits_2_with_one_line(tiny_model_dir: Path, tmp_path: Path):
+    (tmp_path / "policy.yaml").write_text(
+        TINY_POLICY.format(model=tiny_model_dir).replace("    pin:", "    profile: none.json\n    pin:")
+    )
+    out = io.StringIO()
+    status = run_demo(policy=load_policy(tmp_path / "policy.yaml"), console=Console(file=out, width=200))
+    assert status == 2
+    assert "no profile file" in out.getvalue() and "Traceback" not in out.getvalue()
