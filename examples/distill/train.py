@@ -21,7 +21,7 @@ from pathlib import Path
 
 from data import ChatCodec, make_suite, write_suite
 from loops import Schedule, accuracy, build_pool, distill_student, train_teacher
-from models import STUDENT, TEACHER, make_model, n_params, save_model
+from models import STUDENT, TEACHER, ModelSpec, make_model, n_params, save_model
 from tasks import CATEGORIES
 from tokenizer import build_tokenizer
 
@@ -70,6 +70,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help="load this saved teacher instead of training one (to iterate on the student)",
     )
+    ap.add_argument("--student-layers", type=int, default=STUDENT.n_layer)
+    ap.add_argument("--student-width", type=int, default=STUDENT.n_embd)
+    ap.add_argument("--student-heads", type=int, default=STUDENT.n_head)
     ap.add_argument("--eval-every", type=int, default=0, help="grade the teacher every N steps (0: never)")
     ap.add_argument("--smoke", action="store_true", help="a few steps into a temp dir, for CI")
     args = ap.parse_args(argv)
@@ -138,7 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     pool = build_pool(
         teacher, codec, random.Random(f"distill-{args.seed}"), args.pool_size, held_out, MAX_NEW
     )
-    student = make_model(STUDENT, tok, seed=args.seed + 1)
+    spec = ModelSpec(args.student_layers, args.student_width, args.student_heads)
+    student = make_model(spec, tok, seed=args.seed + 1)
     sched = Schedule(args.student_steps, args.batch_size, args.student_lr)
     distill_student(
         student, pool, codec, random.Random(f"student-{args.seed}"), sched, args.temperature, args.alpha
