@@ -7,7 +7,7 @@ copies ``route``, ``task`` and ``reason`` into the ``x-bitrate-*`` headers.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 __all__ = ["Decision", "Side", "TaskGuess", "Verdict"]
@@ -65,5 +65,21 @@ class Decision:
         return replace(self, **changes)
 
     def to_meta(self) -> dict[str, Any]:
-        """The ``bitrate`` object sent with the answer."""
-        return asdict(self)
+        """The ``bitrate`` object sent with the answer: every field, in declaration order.
+
+        Built by hand: ``dataclasses.asdict`` deep-copies recursively and cost ~10x more
+        on the gateway's hot path (every field here is a plain value)."""
+        return {
+            "route": self.route,
+            "target": self.target,
+            "side": self.side,
+            "task": self.task,
+            "task_source": self.task_source,
+            "task_confidence": self.task_confidence,
+            "verdict": self.verdict,
+            "estimated_loss": self.estimated_loss,
+            "rule": self.rule,
+            "reason": self.reason,
+            "fallback_from": self.fallback_from,
+            "escalated": self.escalated,
+        }

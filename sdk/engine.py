@@ -119,6 +119,12 @@ def _load_estimator(ctx: DetectContext) -> Any | None:
     return from_context(ctx)
 
 
+def _stream_shape(request: ChatRequest) -> dict[str, Any]:
+    """What ends a streamed answer: ``n`` finished choices, or the usage chunk when asked for."""
+    options = request.stream_options
+    return {"choices": request.n, "usage": bool(options and options.include_usage)}
+
+
 def _caller_fault(exc: BackendError) -> bool:
     return isinstance(exc, UpstreamStatusError) and exc.is_caller_fault
 
@@ -233,7 +239,7 @@ class Engine:
         checks = self._applicable_checks(request, decision)
         if not checks:
             (head, tail), decision = await self._with_fallback(decision, lambda b: open_stream(b, request))
-            return RoutedStream(decision, head, tail)
+            return RoutedStream(decision, head, tail, **_stream_shape(request))
         try:
             chunks = await self._run(decision.target, lambda b: buffer_stream(b, request))
         except BackendError as exc:
@@ -241,10 +247,10 @@ class Engine:
         else:
             failed = failed_check(checks, request, chunk_texts(chunks))
             if failed is None:
-                return RoutedStream(decision, chunks)
+                return RoutedStream(decision, chunks, **_stream_shape(request))
             decision = self._escalated(decision, failed)
         head, tail = await self._run(decision.target, lambda b: open_stream(b, request))
-        return RoutedStream(decision, head, tail)
+        return RoutedStream(decision, head, tail, **_stream_shape(request))
 
     # ------------------------------------------------------------------ internals
 

@@ -8,8 +8,14 @@ so any failure up to that point can still fall back or map to an HTTP status:
 
 A :class:`RoutedStream` then hands out the chunks. Its states:
 
-``ready`` -> ``streaming`` -> ``done`` (the last chunk carried ``bitrate``)
+``ready`` -> ``streaming`` -> ``done`` (the backend's stream ended)
                           \\-> ``closed`` (``aclose()``: the backend's generation is cancelled)
+
+Every chunk is forwarded as it arrives (holding one back would delay the first token
+by one inter-token gap). ``bitrate`` rides on the chunk that ends the answer: the
+usage chunk when the request asked for one, else the chunk on which the last choice
+got its ``finish_reason``. A stream that ends without such a chunk gets one extra
+final chunk (no choices) carrying ``bitrate``.
 
 A failure after the first chunk raises the backend's ``BackendError`` from the iterator.
 """
@@ -61,6 +67,13 @@ async def buffer_stream(backend: Backend, request: ChatRequest) -> list[ChatComp
         await _close(iterator)
 
 
+def _meta_chunk(last: ChatCompletionChunk, decision: Decision) -> ChatCompletionChunk:
+    """The extra final chunk (no choices) that carries ``bitrate`` when no chunk ended the answer."""
+    chunk = ChatCompletionChunk(id=last.id, created=last.created, model=last.model, choices=[])
+    chunk.bitrate = decision.to_meta()
+    return chunk
+
+
 def chunk_texts(chunks: Sequence[ChatCompletionChunk]) -> list[str]:
     """The text of each choice, joined from the chunks' deltas (tool-call arguments count as text)."""
     texts: dict[int, list[str]] = {}
@@ -75,19 +88,28 @@ def chunk_texts(chunks: Sequence[ChatCompletionChunk]) -> list[str]:
 
 class RoutedStream:
     """A routed streaming answer. ``decision`` is final; ``async for chunk in stream`` yields the
-    chunks, the last one carrying ``bitrate`` (``decision.to_meta()``)."""
+    chunks as they arrive, one of them carrying ``bitrate`` (``decision.to_meta()``, see above).
+
+    ``choices`` is how many choices the request asked for (``n``); ``usage`` whether it asked
+    for a final usage chunk (``stream_options.include_usage``)."""
 
     def __init__(
         self,
         decision: Decision,
         head: Sequence[ChatCompletionChunk],
         tail: AsyncIterator[ChatCompletionChunk] | None = None,
+        *,
+        choices: int = 1,
+        usage: bool = False,
     ):
         self.decision = decision
         """Where the answer comes from and why."""
         self._head = deque(head)
         self._tail = tail
         self._gen: AsyncGenerator[ChatCompletionChunk, None] | None = None
+        self._choices = choices
+        self._usage = usage
+        self._finished: set[int] = set()
         self.state: State = "ready"
         """``ready``, ``streaming``, ``done`` or ``closed``."""
 
@@ -103,21 +125,31 @@ class RoutedStream:
             async for chunk in self._tail:
                 yield chunk
 
+    def _ends_answer(self, chunk: ChatCompletionChunk) -> bool:
+        """True for the chunk ``bitrate`` rides on (see the module docstring)."""
+        if self._usage:
+            return chunk.usage is not None
+        for choice in chunk.choices:
+            if choice.finish_reason is not None:
+                self._finished.add(choice.index)
+        return len(self._finished) >= self._choices
+
     async def _iterate(self) -> AsyncGenerator[ChatCompletionChunk, None]:
         if self.state != "ready":
             raise InternalError(f"a routed stream can be iterated once (state: {self.state})")
         self.state = "streaming"
-        pending: ChatCompletionChunk | None = None
+        tagged, last = False, None
         try:
             async for chunk in self._chunks():
-                if pending is not None:
-                    yield pending
-                pending = chunk
+                if not tagged and self._ends_answer(chunk):
+                    chunk.bitrate = self.decision.to_meta()
+                    tagged = True
+                last = chunk
+                yield chunk
         finally:
             await self._finish()
-        if pending is not None:
-            pending.bitrate = self.decision.to_meta()
-            yield pending
+        if last is not None and not tagged:
+            yield _meta_chunk(last, self.decision)
 
     async def _finish(self) -> None:
         tail, self._tail = self._tail, None
