@@ -36,7 +36,7 @@ from tenacity.retry import retry_base
 from tenacity.wait import wait_base
 
 from sdk.backends.config import OpenAIConfig
-from sdk.errors import BackendTimeout, BackendUnavailable, UpstreamStatusError
+from sdk.errors import BackendError, BackendTimeout, BackendUnavailable, UpstreamStatusError
 
 __all__ = [
     "RETRY_STATUSES",
@@ -195,5 +195,23 @@ class RetryPolicy:
 
     async def call(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
         """``await fn(*args)`` under this policy; ``fn`` must be a coroutine function
-        (tenacity tells sync from async callables by that, not by the result)."""
-        return await self.retrying()(fn, *args)
+        (tenacity tells sync from async callables by that, not by the result).
+
+        Fast path: the first try runs bare (building tenacity's controller cost more than
+        the rest of a proxied request's routing); only a ``BackendError`` enters the retry
+        machinery, which replays that failure as its first try, so waits, counts and
+        logs are exactly those of a fully tenacity-driven call."""
+        try:
+            return await fn(*args)
+        except BackendError as exc:
+            first: BackendError | None = exc
+        # a first failure: replayed as tenacity's try 1, then real tries
+
+        async def attempt(*call_args: Any) -> T:
+            nonlocal first
+            if first is not None:
+                failed, first = first, None
+                raise failed
+            return await fn(*call_args)
+
+        return await self.retrying()(attempt, *args)
