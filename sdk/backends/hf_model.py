@@ -111,7 +111,9 @@ def pick(logits: torch.Tensor, spec: SamplingSpec, generator: torch.Generator | 
 def load_model(config: TransformersConfig) -> LoadedModel:
     """Load ``config.model`` from local files only; ``ConfigError`` when it is not a chat model."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # a server's log is no place for weight-loading progress bars
     path = Path(resolve_model_path(config.model))
     if not path.is_dir():
         raise ConfigError(f"model directory '{path}' does not exist", key="model")
