@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from pydantic import ValidationError
 
 from sdk.backends.config import OpenAIConfig
@@ -90,9 +91,17 @@ def build_request(
     body["stream"] = stream
     if not stream:
         body.pop("stream_options", None)
-    content = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+    content = _encode(body)
     headers = build_headers(config, api_key, stream=stream)
     return PreparedRequest("POST", endpoint(config, "chat/completions"), headers, content)
+
+
+def _encode(body: dict[str, Any]) -> bytes:
+    """Compact UTF-8 JSON; orjson (~10x faster) unless a value is outside its range (ints > 64 bit)."""
+    try:
+        return orjson.dumps(body)
+    except TypeError:  # orjson.JSONEncodeError
+        return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def redact(text: str, secret: str | None) -> str:
@@ -106,8 +115,10 @@ def malformed(backend: str, why: str) -> BackendError:
 
 
 def _content_type(headers: Mapping[str, str]) -> str:
-    lowered = {k.lower(): v for k, v in headers.items()}
-    return lowered.get("content-type", "").split(";")[0].strip().lower()
+    value = headers.get("content-type")  # httpx's Headers: case-insensitive, no copy
+    if value is None:
+        value = next((v for k, v in headers.items() if k.lower() == "content-type"), "")
+    return value.split(";")[0].strip().lower()
 
 
 def _load_json(content: bytes, backend: str) -> Any:
@@ -122,10 +133,10 @@ def parse_completion(headers: Mapping[str, str], content: bytes, backend: str) -
     kind = _content_type(headers)
     if kind != "application/json" and not kind.endswith("+json"):
         raise malformed(backend, f"content type {kind or 'missing'!r}, expected application/json")
-    data = _load_json(content, backend)
-    try:
-        return ChatCompletion.model_validate(data)
+    try:  # one pass in pydantic-core, straight from bytes (no json.loads, no dict walk)
+        return ChatCompletion.model_validate_json(content)
     except ValidationError as exc:
+        _load_json(content, backend)  # invalid JSON gets its own message
         raise malformed(backend, f"not a chat completion ({_first_error(exc)})") from exc
 
 
@@ -193,13 +204,19 @@ def parse_chunk(
     """One SSE ``data`` payload as a chunk. An ``error`` object (or an ``event: error``)
     raises: :class:`UpstreamStatusError` when it carries an HTTP status, else ``BackendError``;
     ``secret`` (the API key) is redacted from its message."""
-    payload = _load_json(data.encode(), backend)
-    if event == "error" or (isinstance(payload, dict) and "error" in payload):
-        raise stream_error(payload, backend, secret=secret)
-    try:
-        return ChatCompletionChunk.model_validate(payload)
+    if event == "error":
+        raise stream_error(_load_json(data.encode(), backend), backend, secret=secret)
+    try:  # one pass in pydantic-core, straight from the text
+        chunk = ChatCompletionChunk.model_validate_json(data)
     except ValidationError as exc:
+        payload = _load_json(data.encode(), backend)  # invalid JSON gets its own message
+        if isinstance(payload, dict) and "error" in payload:
+            raise stream_error(payload, backend, secret=secret) from None
         raise malformed(backend, f"not a chat completion chunk ({_first_error(exc)})") from exc
+    extra = chunk.model_extra
+    if extra and "error" in extra:
+        raise stream_error({"error": extra["error"]}, backend, secret=secret)
+    return chunk
 
 
 def stream_error(payload: Any, backend: str, *, secret: str | None = None) -> BackendError:
