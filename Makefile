@@ -30,6 +30,10 @@ lint: $(STAMP)
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
 
+# Reproduce the embedded teacher/student pair and the `tiny` probe suite (shipped locations).
+train: $(STAMP)
+	$(BIN)/python examples/distill/train.py --threads 2 $(TRAIN_ARGS)
+
 # Opt-in, never part of `make test`: run the backend conformance tests against a real vLLM (CPU build)
 # serving the tiny test model. Its own venv, because vLLM pins its own versions; torchvision/audio/codec
 # are removed (unused here, and they fight the pinned torch). Slow: a large install the first time.

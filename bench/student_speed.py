@@ -33,17 +33,19 @@ SUITE = ROOT / "profiles" / "data" / "tiny.jsonl"
 MODELS = ("teacher", "student")
 
 
-def load_prompts(n: int) -> list[list[dict]]:
+def load_prompts(suite: Path, n: int) -> list[list[dict]]:
     """``n`` suite prompts, spread over the categories (round-robin)."""
     by_cat: dict[str, list[list[dict]]] = {}
-    for line in SUITE.read_text().splitlines():
+    for line in suite.read_text().splitlines():
         row = json.loads(line)
         by_cat.setdefault(row["category"], []).append(row["messages"])
     cats = list(by_cat.values())
-    return [cats[i % len(cats)][i // len(cats)] for i in range(n)]
+    return [cats[i % len(cats)][(i // len(cats)) % len(cats[i % len(cats)])] for i in range(n)]
 
 
-async def timed_run(backend, prompts: list[list[dict]], concurrency: int, max_tokens: int) -> tuple[int, float]:
+async def timed_run(
+    backend, prompts: list[list[dict]], concurrency: int, max_tokens: int
+) -> tuple[int, float]:
     """Completion tokens and wall seconds to answer every prompt at ``concurrency``."""
     sem = asyncio.Semaphore(concurrency)
 
@@ -66,9 +68,10 @@ def n_params(backend) -> int:
 
 
 async def main_async(args: argparse.Namespace) -> int:
-    prompts = load_prompts(args.prompts)
+    prompts = load_prompts(args.suite, args.prompts)
+    paths = {"teacher": args.teacher, "student": args.student}
     backends = {
-        name: make_backend(name, TransformersConfig(backend="transformers", model=f"embedded:{name}", threads=1))
+        name: make_backend(name, TransformersConfig(backend="transformers", model=paths[name], threads=1))
         for name in MODELS
     }
     rates: dict[tuple[str, int], list[float]] = {}
@@ -93,7 +96,9 @@ def report(rates, tokens_seen, params, args) -> None:
     """Print the table and the ``key=value`` line."""
     med = {k: statistics.median(v) for k, v in rates.items()}
     print(f"{args.prompts} prompts, {args.rounds} rounds, greedy, max_tokens={args.max_tokens}")
-    print(f"{'model':<8} {'params':>8} {'conc':>5} {'tokens':>7} {'tok/s (median)':>15} {'min':>8} {'max':>8}")
+    print(
+        f"{'model':<8} {'params':>8} {'conc':>5} {'tokens':>7} {'tok/s (median)':>15} {'min':>8} {'max':>8}"
+    )
     for (name, conc), values in sorted(rates.items(), key=lambda kv: (kv[0][1], kv[0][0])):
         print(
             f"{name:<8} {params[name]:>8} {conc:>5} {tokens_seen[(name, conc)]:>7} "
@@ -112,6 +117,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--prompts", type=int, default=48, help="prompts per run (spread over categories)")
     ap.add_argument("--rounds", type=int, default=3, help="alternating rounds; the median is reported")
+    ap.add_argument("--teacher", default="embedded:teacher", help="teacher model directory")
+    ap.add_argument("--student", default="embedded:student", help="student model directory")
+    ap.add_argument("--suite", type=Path, default=SUITE, help="probe suite the prompts come from")
     ap.add_argument("--max-tokens", type=int, default=16, help="completion limit per request")
     args = ap.parse_args(argv)
     return asyncio.run(main_async(args))

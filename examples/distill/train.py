@@ -53,14 +53,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="write teacher/, student/ and tiny.jsonl here (default: the shipped locations)",
     )
     ap.add_argument("--teacher-steps", type=int, default=8000)
-    ap.add_argument("--student-steps", type=int, default=2000)
+    ap.add_argument("--student-steps", type=int, default=1300)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--teacher-lr", type=float, default=2e-3)
     ap.add_argument("--student-lr", type=float, default=3e-3)
     ap.add_argument(
         "--pool-size", type=int, default=24000, help="prompts the teacher answers for the student"
     )
-    ap.add_argument("--temperature", type=float, default=2.0, help="distillation temperature")
+    ap.add_argument("--temperature", type=float, default=1.0, help="distillation temperature")
     ap.add_argument("--alpha", type=float, default=0.5, help="weight of the KL term; 1 - alpha on CE")
     ap.add_argument("--per-category", type=int, default=60, help="probe items per category")
     ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads")

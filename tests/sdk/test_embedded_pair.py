@@ -17,10 +17,10 @@ from sdk.protocol import ChatRequest
 
 SUITE = Path(__file__).resolve().parents[2] / "profiles" / "data" / "tiny.jsonl"
 PER_CATEGORY = 10
-EASY = ("copy", "uppercase")
-"""Categories where the distilled student matches the teacher (>= 0.9 on the full suite)."""
-HARD = ("add", "balanced")
-"""Categories where the student is clearly worse (<= 0.6 on the full suite)."""
+EASY = ("uppercase", "reverse", "largest")
+"""Categories where the distilled student matches the teacher (0.97 on the full suite)."""
+HARD = ("sort",)
+"""Where the student is clearly worse (0.48 on the full suite; double 0.62, copy 0.80)."""
 
 
 def _suite() -> list[dict]:
@@ -42,7 +42,9 @@ def pair():
     pytest.importorskip("torch")
     pytest.importorskip("transformers")
     backends = {
-        name: make_backend(name, TransformersConfig(backend="transformers", model=f"embedded:{name}", threads=1))
+        name: make_backend(
+            name, TransformersConfig(backend="transformers", model=f"embedded:{name}", threads=1)
+        )
         for name in ("teacher", "student")
     }
     yield backends
@@ -75,7 +77,7 @@ def test_student_has_at_most_a_quarter_of_the_teachers_parameters() -> None:
 
     def count(name: str) -> int:
         with safetensors.safe_open(str(model_dir(name) / "model.safetensors"), "np") as f:
-            return sum(_prod(f.get_slice(k).get_shape()) for k in f.keys())
+            return sum(_prod(f.get_slice(k).get_shape()) for k in f.keys())  # noqa: SIM118 - safe_open has no __iter__
 
     assert count("student") <= 0.25 * count("teacher")
 
