@@ -32,7 +32,7 @@ clean:
 
 # Reproduce the embedded teacher/student pair and the `tiny` probe suite (shipped locations).
 train: $(STAMP)
-	$(BIN)/python examples/distill/train.py --threads 2 $(TRAIN_ARGS)
+	$(BIN)/python examples/distill/train.py $(TRAIN_ARGS)
 
 # Opt-in, never part of `make test`: run the backend conformance tests against a real vLLM (CPU build)
 # serving the tiny test model. Its own venv, because vLLM pins its own versions; torchvision/audio/codec
