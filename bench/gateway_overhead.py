@@ -36,10 +36,15 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent / "upstream"))
+from drip import ttft  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
 LITELLM = BENCH / ".litellm-venv" / "bin" / "litellm"
 PROMPT = "Say: the quick brown fox"
+MODES = ("json", "sse", "drip")
+"""Upstream paths: a fixed completion, a fixed SSE body (both nginx), the drip stream."""
 
 
 def free_port() -> int:
@@ -133,19 +138,27 @@ def start(name: str, argv: list[str], port: int, workdir: Path, env: dict | None
     return server
 
 
-def start_nginx(workdir: Path) -> Server:
+def start_drip(workdir: Path, gap_ms: float) -> Server:
+    """The drip upstream (``bench/upstream/drip.py``): streams at a model's pace."""
+    port = free_port()
+    argv = [sys.executable, str(BENCH / "upstream" / "drip.py"), "--port", str(port), "--gap-ms", str(gap_ms)]
+    return start("drip", argv, port, workdir)
+
+
+def start_nginx(workdir: Path, drip_port: int = 9) -> Server:
     port = free_port()
     ndir = workdir / "nginx"
     ndir.mkdir()
     conf = (BENCH / "upstream" / "nginx.conf.template").read_text()
-    conf = conf.replace("{DIR}", str(ndir)).replace("{PORT}", str(port))
+    conf = conf.replace("{DIR}", str(ndir)).replace("{PORT}", str(port)).replace("{DRIP}", str(drip_port))
     (ndir / "nginx.conf").write_text(conf)
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     return start("nginx", [nginx, "-p", str(ndir), "-c", str(ndir / "nginx.conf")], port, workdir)
 
 
-def bitrate_policy(workdir: Path, upstream: int) -> Path:
-    """Two fake models per mode, a route ``auto`` whose task comes from a rule, a safe profile."""
+def bitrate_policy(workdir: Path, upstream: int, embedded: bool = False) -> Path:
+    """Two fake models per mode, a route ``auto`` whose task comes from a rule, a safe profile.
+    ``embedded``: on top of the shipped default policy (its models load at startup)."""
     profile = {
         "schema_version": 1,
         "created_at": "2026-11-28T00:00:00Z",
@@ -158,7 +171,7 @@ def bitrate_policy(workdir: Path, upstream: int) -> Path:
     }
     (workdir / "profile.json").write_text(json.dumps(profile))
     models, routes = [], []
-    for mode in ("json", "sse"):
+    for mode in MODES:
         base = f"http://127.0.0.1:{upstream}/{mode}/v1"
         for name in (f"{mode}-student", f"{mode}-frontier"):
             models.append(f"  {name}: {{backend: openai, base_url: {base}, model: fake, max_retries: 0}}")
@@ -168,14 +181,29 @@ def bitrate_policy(workdir: Path, upstream: int) -> Path:
             f"    tasks: {{detect: [hint, rules], rules: [{{match: '(?i)quick', task: chat}}]}}"
         )
     text = "version: 1\nmodels:\n" + "\n".join(models) + "\nroutes:\n" + "\n".join(routes) + "\n"
+    if embedded:
+        text = with_embedded_default(text)
     path = workdir / "policy.yaml"
     path.write_text(text)
     return path
 
 
+def with_embedded_default(bench_policy: str) -> str:
+    """The shipped default policy (embedded teacher, student, route ``auto``) plus the bench's."""
+    import yaml
+
+    from sdk import embedded
+
+    default = yaml.safe_load((embedded.EMBEDDED_DIR / "default_policy.yaml").read_text())
+    extra = yaml.safe_load(bench_policy)
+    default["models"].update(extra["models"])
+    default["routes"].update(extra["routes"])
+    return yaml.safe_dump(default, sort_keys=False)
+
+
 def litellm_config(workdir: Path, upstream: int) -> Path:
     lines = ["model_list:"]
-    for mode in ("json", "sse"):
+    for mode in MODES:
         lines += [
             f"  - model_name: {mode}-direct",
             "    litellm_params:",
@@ -314,13 +342,18 @@ def ratios(summary: dict) -> str:
             parts.append(f"{path}_rps_vs_litellm={g / lite:.1f}")
         b, g = get("bare", "sse", "p50_c1"), get(path, "sse", "p50_c1")
         if b and g is not None:
+            parts.append(f"{path}_sse_p50_c1_vs_bare={g / max(b, 1e-3):.2f}")
+        b, g = get("bare", "drip", "p50_c1"), get(path, "drip", "p50_c1")
+        if b and g is not None:
             parts.append(f"{path}_ttft_c1_vs_bare={g / max(b, 1e-3):.2f}")
     return " ".join(parts)
 
 
-def start_bitrate(workdir: Path, upstream: int, servers: list[Server], targets: list[Target]) -> None:
+def start_bitrate(
+    workdir: Path, upstream: int, servers: list[Server], targets: list[Target], embedded: bool = False
+) -> None:
     port = free_port()
-    policy = bitrate_policy(workdir, upstream)
+    policy = bitrate_policy(workdir, upstream, embedded)
     gw = start(
         "bitrate",
         [
@@ -348,6 +381,138 @@ def start_bitrate(workdir: Path, upstream: int, servers: list[Server], targets: 
     )
 
 
+def rss_mb(server: Server) -> float:
+    """Resident memory now (VmRSS) of the process and its children, in MB."""
+    total = 0
+    for pid in [server.proc.pid, *children(server.proc.pid)]:
+        try:
+            match = re.search(r"VmRSS:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text())
+        except OSError:
+            continue
+        total += int(match.group(1)) if match else 0
+    return total / 1024
+
+
+def soak(workdir: Path, servers: list[Server], seconds: float, slice_s: float = 10.0) -> str:
+    """The gateway with the embedded default loaded, at saturation (wrk c=64) for ``seconds``,
+    alternating JSON and SSE slices of ``slice_s``; RSS sampled after every slice."""
+    nginx = start_nginx(workdir)
+    servers.append(nginx)
+    targets: list[Target] = []
+    start_bitrate(workdir, nginx.port, servers, targets, embedded=True)
+    auto, gw = targets[0], targets[0].server
+    for mode in ("json", "sse"):
+        run_wrk(auto.url[mode], body(auto.model[mode], mode == "sse"), 8, 2.0)
+    start_rss = rss_mb(gw)
+    samples, requests, errors, rps = [(0.0, start_rss)], 0, 0, []
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < seconds:
+        mode = ("json", "sse")[len(samples) % 2]
+        left = max(1.0, min(slice_s, seconds - (time.monotonic() - t0)))
+        res = run_wrk(auto.url[mode], body(auto.model[mode], mode == "sse"), 64, left)
+        requests, errors = requests + res["requests"], errors + res["errors"]
+        rps.append(res["rps"])
+        samples.append((time.monotonic() - t0, rss_mb(gw)))
+        print(
+            f"soak t={samples[-1][0]:5.0f}s {mode:<4} {res['rps']:7.0f} rps  RSS {samples[-1][1]:.1f} MB",
+            file=sys.stderr,
+        )
+    end_rss, peak = samples[-1][1], gw.peak_rss_mb()
+    print(f"\nsoak: {seconds:g}s at c=64, route auto, embedded default loaded")
+    print(f"{'t (s)':>8}{'RSS MB':>10}")
+    for t, mb in samples:
+        print(f"{t:>8.0f}{mb:>10.1f}")
+    median_rps = statistics.median(rps)
+    print(f"requests {requests}, errors {errors}, median {median_rps:.0f} rps, peak RSS {peak:.1f} MB")
+    mid = samples[len(samples) // 2][1]
+    return (
+        f"soak_seconds={seconds:g} soak_requests={requests} soak_errors={errors} "
+        f"soak_rss_start_mb={start_rss:.1f} soak_rss_mid_mb={mid:.1f} soak_rss_end_mb={end_rss:.1f} "
+        f"soak_rss_peak_mb={peak:.1f} soak_rss_growth_mb={end_rss - start_rss:.1f}"
+    )
+
+
+def start_paths(args: argparse.Namespace, workdir: Path, servers: list[Server]) -> list[Target]:
+    """Every upstream and proxy, started and registered in ``servers`` (stopped by the caller)."""
+    drip = start_drip(workdir, args.gap_ms)
+    servers.append(drip)
+    nginx = start_nginx(workdir, drip.port)
+    servers.append(nginx)
+    up = f"http://127.0.0.1:{nginx.port}"
+    urls = {m: f"{up}/{m}/v1/chat/completions" for m in MODES}
+    targets = [Target("direct", nginx, urls, dict.fromkeys(MODES, "fake"))]
+
+    port = free_port()
+    argv = [sys.executable, str(BENCH / "bare_proxy.py"), "--upstream", up, "--port", str(port)]
+    bare = start("bare", argv, port, workdir)
+    servers.append(bare)
+    burl = f"http://127.0.0.1:{port}"
+    urls = {m: f"{burl}/{m}/v1/chat/completions" for m in MODES}
+    targets.append(Target("bare", bare, urls, dict.fromkeys(MODES, "fake")))
+
+    if not args.skip_bitrate:
+        start_bitrate(workdir, nginx.port, servers, targets)
+    if LITELLM.exists() and not args.skip_litellm:
+        targets.append(start_litellm(workdir, nginx.port, servers))
+    else:
+        print("litellm: not installed in bench/.litellm-venv (or --skip-litellm); skipped")
+    return targets
+
+
+def start_litellm(workdir: Path, upstream: int, servers: list[Server]) -> Target:
+    port = free_port()
+    cfg = litellm_config(workdir, upstream)
+    lite = start(
+        "litellm",
+        [str(LITELLM), "--config", str(cfg), "--port", str(port), "--num_workers", "1"],
+        port,
+        workdir,
+        env={
+            "LITELLM_LOG": "ERROR",
+            "DISABLE_SCHEMA_UPDATE": "true",
+            # no auth on any path, as for bitrate and the bare proxy
+            "LITELLM_DANGEROUSLY_PERMIT_WEAK_OR_UNSET_MASTER_KEY": "true",
+        },
+    )
+    servers.append(lite)
+    lurl = f"http://127.0.0.1:{port}/v1/chat/completions"
+    return Target("litellm", lite, dict.fromkeys(MODES, lurl), {m: f"{m}-direct" for m in MODES})
+
+
+def compare(args: argparse.Namespace, targets: list[Target]) -> dict:
+    """wrk over every path and mode, then the drip TTFT probe; alternating over rounds."""
+    for t in targets:  # warm up every path (connection pools, JIT-less caches)
+        for mode in ("json", "sse"):
+            run_wrk(t.url[mode], body(t.model[mode], mode == "sse"), 4, 1.0)
+        ttft(t.url["drip"], body(t.model["drip"], True), 3)
+    runs: dict[tuple[str, str], list[dict]] = {}
+    ttfts: dict[str, list[dict]] = {}
+    for rnd in range(args.rounds):
+        for t in targets:
+            for mode in ("json", "sse"):
+                print(f"round {rnd + 1}/{args.rounds}: {t.path} {mode}", file=sys.stderr)
+                runs.setdefault((t.path, mode), []).append(measure(t, mode, args.duration))
+            ttfts.setdefault(t.path, []).append(ttft(t.url["drip"], body(t.model["drip"], True), args.ttft_n))
+    for t in targets:
+        t.results = {m: aggregate(runs[(t.path, m)]) for m in ("json", "sse")}
+    summary = report(targets)
+    report_ttft(ttfts, summary, args.gap_ms)
+    return summary
+
+
+def report_ttft(ttfts: dict[str, list[dict]], summary: dict, gap_ms: float) -> None:
+    """Time to first token through each path, c=1, with the drip upstream's pace."""
+    med = statistics.median
+    p50 = {path: med(r["p50"] for r in runs) for path, runs in ttfts.items()}
+    p90 = {path: med(r["p90"] for r in runs) for path, runs in ttfts.items()}
+    print(f"\nTTFT, c=1, drip upstream ({gap_ms:g} ms between tokens); ms, medians over rounds")
+    print(f"{'path':<15}{'TTFT p50':>10}{'TTFT p90':>10}{'+p50':>8}")
+    for path in p50:
+        added = p50[path] - p50["direct"]
+        print(f"{path:<15}{p50[path]:>10.2f}{p90[path]:>10.2f}{added:>8.2f}")
+        summary[(path, "drip")] = {"p50_c1": added, "ttft_p50": p50[path]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -355,8 +520,16 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=8.0, help="seconds per wrk run")
     parser.add_argument("--rounds", type=int, default=2, help="alternating rounds over all paths")
     parser.add_argument("--skip-litellm", action="store_true")
+    parser.add_argument("--gap-ms", type=float, default=20.0, help="drip upstream: pause between tokens")
+    parser.add_argument("--ttft-n", type=int, default=40, help="streams per path and round for TTFT")
     parser.add_argument("--skip-bitrate", action="store_true", help="only the reference paths")
     parser.add_argument("--json-out", type=Path, help="write the raw results here")
+    parser.add_argument(
+        "--soak",
+        type=float,
+        metavar="SECONDS",
+        help="instead: the gateway with the embedded default loaded at saturation for SECONDS; RSS over time",
+    )
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk not found: apt-get install -y wrk nginx-light")
@@ -365,76 +538,12 @@ def main() -> None:
     servers: list[Server] = []
     ok = False
     try:
-        nginx = start_nginx(workdir)
-        servers.append(nginx)
-        up = f"http://127.0.0.1:{nginx.port}"
-        targets = [
-            Target(
-                "direct",
-                nginx,
-                {m: f"{up}/{m}/v1/chat/completions" for m in ("json", "sse")},
-                {m: "fake" for m in ("json", "sse")},
-            )
-        ]
-
-        port = free_port()
-        bare = start(
-            "bare",
-            [sys.executable, str(BENCH / "bare_proxy.py"), "--upstream", up, "--port", str(port)],
-            port,
-            workdir,
-        )
-        servers.append(bare)
-        burl = f"http://127.0.0.1:{port}"
-        targets.append(
-            Target(
-                "bare",
-                bare,
-                {m: f"{burl}/{m}/v1/chat/completions" for m in ("json", "sse")},
-                {m: "fake" for m in ("json", "sse")},
-            )
-        )
-
-        if not args.skip_bitrate:
-            start_bitrate(workdir, nginx.port, servers, targets)
-
-        if LITELLM.exists() and not args.skip_litellm:
-            port = free_port()
-            cfg = litellm_config(workdir, nginx.port)
-            lite = start(
-                "litellm",
-                [str(LITELLM), "--config", str(cfg), "--port", str(port), "--num_workers", "1"],
-                port,
-                workdir,
-                env={
-                    "LITELLM_LOG": "ERROR",
-                    "DISABLE_SCHEMA_UPDATE": "true",
-                    # no auth on any path, as for bitrate and the bare proxy
-                    "LITELLM_DANGEROUSLY_PERMIT_WEAK_OR_UNSET_MASTER_KEY": "true",
-                },
-            )
-            servers.append(lite)
-            lurl = f"http://127.0.0.1:{port}/v1/chat/completions"
-            targets.append(
-                Target(
-                    "litellm", lite, {"json": lurl, "sse": lurl}, {"json": "json-direct", "sse": "sse-direct"}
-                )
-            )
-        else:
-            print("litellm: not installed in bench/.litellm-venv (or --skip-litellm); skipped")
-
-        for t in targets:  # warm up every path (connection pools, JIT-less caches)
-            for mode in ("json", "sse"):
-                run_wrk(t.url[mode], body(t.model[mode], mode == "sse"), 4, 1.0)
-        runs: dict[tuple[str, str], list[dict]] = {}
-        for rnd in range(args.rounds):
-            for t in targets:
-                for mode in ("json", "sse"):
-                    print(f"round {rnd + 1}/{args.rounds}: {t.path} {mode}", file=sys.stderr)
-                    runs.setdefault((t.path, mode), []).append(measure(t, mode, args.duration))
-        for t in targets:
-            t.results = {m: aggregate(runs[(t.path, m)]) for m in ("json", "sse")}
-        summary = report(targets)
+        if args.soak:
+            print(soak(workdir, servers, args.soak))
+            ok = True
+            return
+        targets = start_paths(args, workdir, servers)
+        summary = compare(args, targets)
         if args.json_out:
             args.json_out.write_text(json.dumps({f"{k[0]}/{k[1]}": v for k, v in summary.items()}, indent=2))
         print(ratios(summary))

@@ -16,6 +16,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from gateway import errors
+from gateway.fastpath import GatewayApp
 from gateway.openapi import openapi_document
 from gateway.routes import ROUTES
 from gateway.state import Gateway
@@ -64,7 +65,7 @@ def create_app(source: Any = None, settings: ServerSettings | None = None) -> Fa
         finally:
             await engine.aclose()
 
-    app = FastAPI(
+    app = GatewayApp(
         title="bitrate gateway",
         summary="OpenAI-compatible chat completions, routed between a distilled student and the frontier.",
         version=__version__,

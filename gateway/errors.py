@@ -51,6 +51,7 @@ __all__ = [
     "error_response",
     "from_validation_error",
     "install",
+    "on_bitrate_error",
     "status_of",
 ]
 
@@ -121,7 +122,8 @@ def _invalid_from(errors: Sequence[Any], *, skip: int) -> InvalidRequest:
     return InvalidRequest(f"{where}{first.get('msg', 'invalid value')}{more}", param=param)
 
 
-async def _on_bitrate_error(request: Request, exc: Exception) -> Response:
+async def on_bitrate_error(request: Request, exc: Exception) -> Response:
+    """The answer to a ``BitrateError``: its OpenAI error body and status (5xx logged)."""
     assert isinstance(exc, BitrateError)
     if exc.status >= 500 and not isinstance(exc, UpstreamStatusError):
         log.warning("%s %s -> %s", request.method, request.url.path, exc.message)
@@ -173,7 +175,7 @@ class InternalErrorBoundary:
 
 def install(app: FastAPI) -> None:
     """Register every error handler on ``app``."""
-    app.add_exception_handler(BitrateError, _on_bitrate_error)
+    app.add_exception_handler(BitrateError, on_bitrate_error)
     app.add_exception_handler(RequestValidationError, _on_request_validation)
     app.add_exception_handler(HTTPException, _on_http_exception)
     app.add_middleware(InternalErrorBoundary)

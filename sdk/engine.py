@@ -41,6 +41,10 @@ __all__ = ["Circuit", "Engine", "RouteRuntime"]
 
 T = TypeVar("T")
 
+_NO_GUESS = TaskGuess("unknown", "none", 0.0)
+_DECISION_CACHE = 4096
+"""Most memoised decisions kept; the cache is emptied when full (inputs rarely vary that much)."""
+
 
 class Circuit:
     """Per-model circuit breaker: ``threshold`` consecutive backend failures open it for
@@ -146,6 +150,7 @@ class Engine:
         self._given = dict(backends or {})
         self._backends: dict[str, Backend] = dict(self._given)
         self._routes: dict[str, RouteRuntime] | None = None
+        self._decisions: dict[tuple[str, TaskGuess, frozenset[str]], Decision] = {}
 
     # ------------------------------------------------------------------ life cycle
 
@@ -206,10 +211,12 @@ class Engine:
             if name not in self.policy.models:
                 known = ", ".join(self.model_names())
                 raise UnknownModel(f"no route or model named '{name}' (have: {known})", param="model")
-            return decide(name, None, TaskGuess("unknown", "none", 0.0))
+            return self._decided(name, None, _NO_GUESS, frozenset())
         guess = runtime.pipeline.detect(request, task_hint)
         wants_estimate = runtime.estimator is not None and guess.task != "unknown"
         estimate = runtime.estimator.estimate(request, guess) if wants_estimate else None
+        if estimate is None:
+            return self._decided(name, runtime, guess, self.circuit.unavailable())
         return decide(
             name,
             runtime.config,
@@ -218,6 +225,21 @@ class Engine:
             estimate=estimate,
             unavailable=self.circuit.unavailable(),
         )
+
+    def _decided(
+        self, name: str, runtime: RouteRuntime | None, guess: TaskGuess, unavailable: frozenset[str]
+    ) -> Decision:
+        """``decide()`` without a per-prompt estimate, memoised: it is pure, its inputs repeat
+        (a handful of tasks per route), and its reason strings were ~3% of a proxied call."""
+        key = (name, guess, unavailable)
+        decision = self._decisions.get(key)
+        if decision is None:
+            if len(self._decisions) >= _DECISION_CACHE:
+                self._decisions.clear()
+            config, categories = (runtime.config, runtime.categories) if runtime else (None, None)
+            decision = decide(name, config, guess, categories=categories, unavailable=unavailable)
+            self._decisions[key] = decision
+        return decision
 
     # ------------------------------------------------------------------ calls
 
