@@ -115,10 +115,17 @@ class DistillPool:
 
 
 def build_pool(
-    teacher, codec: ChatCodec, rng: random.Random, size: int, exclude: frozenset[str], max_new: int
+    teacher,
+    codec: ChatCodec,
+    rng: random.Random,
+    size: int,
+    exclude: frozenset[str],
+    max_new: int,
+    mix: dict[str, float] | None = None,
 ) -> DistillPool:
-    """Sample ``size`` prompts (outside ``exclude``) and let the teacher answer them."""
-    prompts = [codec.prompt(sample(rng, exclude).prompt) for _ in range(size)]
+    """Sample ``size`` prompts (outside ``exclude``, categories weighted by ``mix``) and let
+    the teacher answer them."""
+    prompts = [codec.prompt(sample(rng, exclude, mix).prompt) for _ in range(size)]
     answers = greedy(teacher, prompts, codec.eos, max_new, keep_logits=True)
     return DistillPool(prompts, answers)
 

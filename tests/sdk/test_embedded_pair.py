@@ -17,10 +17,10 @@ from sdk.protocol import ChatRequest
 
 SUITE = Path(__file__).resolve().parents[2] / "profiles" / "data" / "tiny.jsonl"
 PER_CATEGORY = 10
-EASY = ("uppercase", "reverse", "largest")
-"""Categories where the distilled student matches the teacher (0.97 on the full suite)."""
-HARD = ("sort",)
-"""Where the student is clearly worse (0.48 on the full suite; double 0.62, copy 0.80)."""
+EASY = ("copy", "largest")
+"""Categories where the distilled student matches the teacher (0.98 and 1.00 on the full suite)."""
+HARD = ("double", "sort", "uppercase")
+"""Where the student is clearly worse (0.00, 0.08, 0.58 on the full suite; reverse 0.65)."""
 
 
 def _suite() -> list[dict]:
