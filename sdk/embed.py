@@ -187,6 +187,7 @@ class MiniLMEmbedder:
             raise DependencyMissing(exc.name or "torch", "embeddings") from exc
         model_dir = self.model_dir or _minilm_dir()
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        transformers.utils.logging.disable_progress_bar()  # no progress bars in a server's log
         if self.threads is not None:
             torch.set_num_threads(self.threads)
         tokenizer = transformers.AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
