@@ -371,14 +371,9 @@ def start_bitrate(
     )
     servers.append(gw)
     gurl = f"http://127.0.0.1:{port}/v1/chat/completions"
-    targets.append(
-        Target("bitrate-auto", gw, {"json": gurl, "sse": gurl}, {"json": "auto-json", "sse": "auto-sse"})
-    )
-    targets.append(
-        Target(
-            "bitrate-direct", gw, {"json": gurl, "sse": gurl}, {"json": "json-student", "sse": "sse-student"}
-        )
-    )
+    targets.append(Target("bitrate-auto", gw, dict.fromkeys(MODES, gurl), {m: f"auto-{m}" for m in MODES}))
+    direct = {m: f"{m}-student" for m in MODES}
+    targets.append(Target("bitrate-direct", gw, dict.fromkeys(MODES, gurl), direct))
 
 
 def rss_mb(server: Server) -> float:
