@@ -194,7 +194,7 @@ def test_default_policy_is_the_embedded_pair():
     assert policy.models["frontier"].price.output > 10 * policy.models["student"].price.output
     route = policy.routes["auto"]
     assert route.tasks.detect == ["hint", "rules", "embeddings", "lexical"]
-    assert (route.tolerance.max_loss, route.tolerance.confidence) == (0.05, 0.90)
+    assert (route.tolerance.max_loss, route.tolerance.confidence) == (0.10, 0.90)
     assert policy.profile_path("auto") == embedded.profile_path()
 
 
