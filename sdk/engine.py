@@ -33,7 +33,7 @@ from sdk.decide import CategoryVerdict, decide, fallback_decision
 from sdk.decision import Decision, TaskGuess
 from sdk.detect import DetectContext, DetectionPipeline, build_pipeline
 from sdk.engine_stream import RoutedStream, buffer_stream, chunk_texts, open_stream
-from sdk.errors import BackendError, InternalError, UnknownModel, UpstreamStatusError
+from sdk.errors import BackendError, BackendUnavailable, InternalError, UnknownModel, UpstreamStatusError
 from sdk.policy import Policy, RouteConfig
 from sdk.protocol import ChatCompletion, ChatRequest
 
@@ -48,7 +48,10 @@ _DECISION_CACHE = 4096
 
 class Circuit:
     """Per-model circuit breaker: ``threshold`` consecutive backend failures open it for
-    ``cooldown`` seconds; ``decide()`` then routes around the model when fallback allows."""
+    ``cooldown`` seconds. While open, ``decide()`` routes around the model when fallback
+    allows, and a call that still targets it fails fast (503 ``circuit_open``) without
+    reaching the backend. After the cooldown one probe goes through (half-open): a success
+    closes the circuit, a failure opens it for another cooldown."""
 
     def __init__(
         self, threshold: int = 3, cooldown: float = 10.0, clock: Callable[[], float] = time.monotonic
@@ -56,23 +59,44 @@ class Circuit:
         self.threshold, self.cooldown, self.clock = threshold, cooldown, clock
         self._failures: dict[str, int] = {}
         self._open_until: dict[str, float] = {}
+        self._probing: set[str] = set()
+
+    def acquire(self, model: str) -> bool:
+        """May a call go to ``model`` now? False while open, and while a probe is in flight."""
+        until = self._open_until.get(model)
+        if until is None:
+            return True
+        if until > self.clock() or model in self._probing:
+            return False
+        self._probing.add(model)
+        return True
+
+    def release(self, model: str) -> None:
+        """A call ended without a verdict on the backend (cancelled, or the caller's fault)."""
+        self._probing.discard(model)
 
     def success(self, model: str) -> None:
         """Record a good answer: closes the circuit."""
         self._failures.pop(model, None)
         self._open_until.pop(model, None)
+        self._probing.discard(model)
 
     def failure(self, model: str) -> None:
         """Record a backend failure."""
         count = self._failures.get(model, 0) + 1
         self._failures[model] = count
+        self._probing.discard(model)
         if count >= self.threshold:
             self._open_until[model] = self.clock() + self.cooldown
 
+    def retry_in(self, model: str) -> float:
+        """Seconds until ``model`` may be probed again (0 when it may be now)."""
+        return max(0.0, self._open_until.get(model, 0.0) - self.clock())
+
     def unavailable(self) -> frozenset[str]:
-        """Models whose circuit is open now."""
+        """Models not to route to now: open, or half-open with a probe in flight."""
         now = self.clock()
-        return frozenset(m for m, until in self._open_until.items() if until > now)
+        return frozenset(m for m, until in self._open_until.items() if until > now or m in self._probing)
 
 
 @dataclass
@@ -283,12 +307,21 @@ class Engine:
         return backend
 
     async def _run(self, target: str, op: Callable[[Backend], Awaitable[T]]) -> T:
+        if not self.circuit.acquire(target):
+            wait = self.circuit.retry_in(target)
+            raise BackendUnavailable(
+                f"circuit open after repeated failures; next probe in {wait:.0f}s",
+                backend=target,
+                code="circuit_open",
+            )
         try:
             result = await op(self._backend(target))
         except BackendError as exc:
             if not _caller_fault(exc):
                 self.circuit.failure(target)
             raise
+        finally:
+            self.circuit.release(target)  # a no-op once success/failure was recorded
         self.circuit.success(target)
         return result
 

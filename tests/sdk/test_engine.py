@@ -290,3 +290,43 @@ def test_circuit_opens_and_closes_with_an_injected_clock():
     circuit.success("s")
     circuit.failure("s")
     assert circuit.unavailable() == frozenset()
+
+
+def test_half_open_circuit_lets_one_probe_through():
+    now = [0.0]
+    circuit = Circuit(threshold=1, cooldown=5, clock=lambda: now[0])
+    circuit.failure("s")
+    assert not circuit.acquire("s")  # open: fail fast
+    assert circuit.retry_in("s") == 5
+    now[0] = 5.5
+    assert circuit.acquire("s")  # the probe
+    assert not circuit.acquire("s")  # one at a time
+    assert circuit.unavailable() == {"s"}
+    circuit.failure("s")  # the probe failed: open for another cooldown
+    assert not circuit.acquire("s")
+    now[0] = 11.0
+    assert circuit.acquire("s")
+    circuit.release("s")  # a cancelled probe frees the slot
+    assert circuit.acquire("s")
+    circuit.success("s")
+    assert circuit.acquire("s") and circuit.acquire("s")
+
+
+async def test_open_circuit_fails_fast_on_a_direct_model_then_probes_back(servers, make_engine):
+    script(servers, student=[Status(500)] * 2 + [Ok("back")])
+    engine = await make_engine()
+    now = [0.0]
+    engine.circuit = Circuit(threshold=2, cooldown=30, clock=lambda: now[0])
+    direct = ChatRequest.model_validate({"model": "student", "messages": [{"role": "user", "content": "x"}]})
+    for _ in range(2):
+        with pytest.raises(BackendError):
+            await engine.complete(direct)
+    seen = len(servers[0].chat_requests)
+    with pytest.raises(BackendError) as info:
+        await engine.complete(direct)
+    assert (info.value.status, info.value.code) == (503, "circuit_open")
+    assert len(servers[0].chat_requests) == seen  # the open circuit never reached the backend
+    now[0] = 31.0
+    completion, _ = await engine.complete(direct)  # the probe, which succeeds and closes it
+    assert completion.choices[0].message.content == "back"
+    assert engine.circuit.unavailable() == frozenset()
