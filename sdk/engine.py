@@ -89,6 +89,13 @@ class Circuit:
         if count >= self.threshold:
             self._open_until[model] = self.clock() + self.cooldown
 
+    def state(self, model: str) -> str:
+        """``closed``, ``open``, or ``half_open`` (the cooldown is over: the next call probes)."""
+        until = self._open_until.get(model)
+        if until is None:
+            return "closed"
+        return "open" if until > self.clock() else "half_open"
+
     def retry_in(self, model: str) -> float:
         """Seconds until ``model`` may be probed again (0 when it may be now)."""
         return max(0.0, self._open_until.get(model, 0.0) - self.clock())

@@ -1,8 +1,7 @@
 """The circuit breaker through the real gateway: opens after N failures, stops sending, probes back.
 
-Each backend of the engine is wrapped in :class:`sdk.backends.circuit.CircuitBackend`
-(``threshold: 2``, ``cooldown: 30`` s of a clock the test moves), the engine's own
-per-model circuit is kept out of the way, and the fault servers count what reaches them.
+The engine's per-model :class:`sdk.engine.Circuit` runs with ``threshold: 2`` and
+``cooldown: 30`` s of a clock the test moves; the fault servers count what reaches them.
 """
 
 from __future__ import annotations
@@ -10,13 +9,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
-from sdk.backends.circuit import CircuitBackend, wrap_backends
-from sdk.backends.openai_http import OpenAIBackend
 from sdk.engine import Circuit, Engine
 from tests.gateway.test_faults import KEY_ENV, UPSTREAM_KEY, EchoKeyStatus, _profile, fault_policy
 from tests.support.fault_server import FaultServer, Hang, fault_server, refused_url
@@ -40,7 +36,7 @@ class Setup:
     gateway: RunningServer
     student: FaultServer
     frontier: FaultServer
-    backends: dict[str, CircuitBackend]
+    circuit: Circuit
     clock: Clock
     http: httpx.Client
 
@@ -55,24 +51,10 @@ def setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Setup]:
     clock = Clock()
     with fault_server("small") as student, fault_server("big") as frontier, refused_url() as dead:
         policy = fault_policy(student.base_url, frontier.base_url, dead, _profile(tmp_path / "p.json"))
-        inner = {name: OpenAIBackend(name, config) for name, config in policy.models.items()}
-        backends = wrap_backends(inner, threshold=2, cooldown=COOLDOWN, clock=clock)
-        engine = OwningEngine(policy, backends=backends, circuit=Circuit(threshold=10**6))
+        circuit = Circuit(threshold=2, cooldown=COOLDOWN, clock=clock)
+        engine = Engine(policy, circuit=circuit)
         with running_gateway(engine) as gateway, httpx.Client(base_url=gateway.url, timeout=30) as http:
-            yield Setup(gateway, student, frontier, backends, clock, http)
-
-
-class OwningEngine(Engine):
-    """An engine that also closes the backends it was given (on the gateway's loop, at shutdown)."""
-
-    def __init__(self, policy: Any, *, backends: dict[str, CircuitBackend], circuit: Circuit):
-        super().__init__(policy, backends=backends, circuit=circuit)
-        self.owned = list(backends.values())
-
-    async def aclose(self) -> None:
-        await super().aclose()
-        for backend in self.owned:
-            await backend.close()
+            yield Setup(gateway, student, frontier, circuit, clock, http)
 
 
 def _open_student(s: Setup) -> None:
@@ -81,7 +63,7 @@ def _open_student(s: Setup) -> None:
     for _ in range(2):
         answer = s.ask()
         assert answer.status_code == 200 and answer.headers["x-bitrate-target"] == "frontier"
-    assert s.backends["student"].state == "open"
+    assert s.circuit.state("student") == "open"
     assert len(s.student.chat_requests) == 4
 
 
@@ -90,7 +72,7 @@ def test_opens_after_n_failures_and_stops_sending(setup: Setup):
     for stream in (False, True, False):
         answer = setup.ask(stream=stream)
         assert answer.status_code == 200 and answer.headers["x-bitrate-target"] == "frontier"
-        assert "circuit_open" in answer.headers["x-bitrate-reason"]
+        assert "'student' unavailable" in answer.headers["x-bitrate-reason"]
         if stream:
             assert answer.text.rstrip().endswith("data: [DONE]")
     assert len(setup.student.chat_requests) == 4, "an open circuit sends nothing upstream"
@@ -109,10 +91,10 @@ def test_a_direct_call_fails_fast_while_open(setup: Setup):
 def test_probes_back_after_the_cooldown(setup: Setup):
     _open_student(setup)
     setup.clock.now += COOLDOWN
-    assert setup.backends["student"].state == "half_open"
+    assert setup.circuit.state("student") == "half_open"
     answer = setup.ask()
     assert answer.status_code == 200 and answer.headers["x-bitrate-target"] == "student"
-    assert setup.backends["student"].state == "closed"
+    assert setup.circuit.state("student") == "closed"
     assert setup.ask().headers["x-bitrate-target"] == "student"
     assert len(setup.student.chat_requests) == 6
 
@@ -123,7 +105,7 @@ def test_a_failed_probe_opens_it_again(setup: Setup):
     setup.student.script(EchoKeyStatus(500), EchoKeyStatus(500))
     answer = setup.ask()
     assert answer.status_code == 200 and answer.headers["x-bitrate-target"] == "frontier"
-    assert setup.backends["student"].state == "open"
+    assert setup.circuit.state("student") == "open"
     assert setup.ask().headers["x-bitrate-target"] == "frontier"
     assert len(setup.student.chat_requests) == 6, "one probe (retried once upstream), then nothing"
 
@@ -133,7 +115,7 @@ def test_no_fallback_means_a_fast_503_naming_the_backend(setup: Setup):
     for _ in range(2):  # task 'hard' is unsafe: frontier only, never the student
         answer = setup.ask(task="hard")
         assert answer.status_code == 504 and "backend 'frontier'" in answer.json()["error"]["message"]
-    assert setup.backends["frontier"].is_open
+    assert setup.circuit.state("frontier") == "open"
     answer = setup.ask(task="hard", stream=True)
     assert answer.status_code == 503
     assert answer.json()["error"]["code"] == "circuit_open"
@@ -148,5 +130,5 @@ def test_caller_errors_do_not_open_it(setup: Setup):
     for _ in range(3):
         answer = setup.ask("student")
         assert answer.status_code == 400, answer.text
-    assert setup.backends["student"].state == "closed"
+    assert setup.circuit.state("student") == "closed"
     assert setup.ask("student").status_code == 200
