@@ -19,6 +19,7 @@ Labels only take names from the policy; an unknown model name is counted as rout
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 
@@ -41,6 +42,7 @@ class GatewayMetrics:
         self._prices = dict(prices)
         self._frontier_price = {r: self._prices[f] for r, f in frontier_of.items() if f in self._prices}
         self._known = frozenset(self._prices) | frozenset(frontier_of)
+        self._children: dict[tuple[object, tuple[str, ...]], Any] = {}
         self.registry = CollectorRegistry(auto_describe=False)
         reg = self.registry
         self.requests = Counter(
@@ -94,24 +96,33 @@ class GatewayMetrics:
     ) -> None:
         """Count one answer (complete, or a stream that ended, failed or was abandoned)."""
         route, target = decision.route, decision.target
-        self.requests.labels(route, target, decision.task, str(status)).inc()
-        self.latency.labels(route, target, "true" if stream else "false").observe(seconds)
+        self._child(self.requests, route, target, decision.task, str(status)).inc()
+        self._child(self.latency, route, target, "true" if stream else "false").observe(seconds)
         if decision.fallback_from:
-            self.fallbacks.labels(route, decision.fallback_from, target).inc()
+            self._child(self.fallbacks, route, decision.fallback_from, target).inc()
         if decision.escalated:
-            self.escalations.labels(route, decision.task).inc()
+            self._child(self.escalations, route, decision.task).inc()
         if usage is not None:
             self._count_usage(route, target, usage)
 
     def failed(self, route: str | None, status: int, seconds: float) -> None:
         """Count a request that got an error before any routing answer."""
         label = route if route in self._known else NONE
-        self.requests.labels(label, NONE, NONE, str(status)).inc()
-        self.latency.labels(label, NONE, "false").observe(seconds)
+        self._child(self.requests, label, NONE, NONE, str(status)).inc()
+        self._child(self.latency, label, NONE, "false").observe(seconds)
 
     def first_token(self, decision: Decision, seconds: float) -> None:
         """Record a stream's time to first token."""
-        self.ttft.labels(decision.route, decision.target).observe(seconds)
+        self._child(self.ttft, decision.route, decision.target).observe(seconds)
+
+    def _child(self, metric: Any, *values: str) -> Any:
+        """``metric.labels(*values)``, looked up once per label set: ``labels()`` validates its
+        arguments and takes a lock on every call, six times per proxied request."""
+        key = (metric, values)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*values)
+        return child
 
     def render(self) -> bytes:
         """The exposition text for ``GET /metrics``."""
@@ -119,13 +130,13 @@ class GatewayMetrics:
 
     def _count_usage(self, route: str, target: str, usage: Usage) -> None:
         prompt, completion = usage.prompt_tokens, usage.completion_tokens
-        self.tokens.labels(route, target, "prompt").inc(prompt)
-        self.tokens.labels(route, target, "completion").inc(completion)
+        self._child(self.tokens, route, target, "prompt").inc(prompt)
+        self._child(self.tokens, route, target, "completion").inc(completion)
         price = self._prices.get(target)
         if price is None:
             return
         actual = price.cost(prompt, completion)
-        self.cost.labels(route, target).inc(actual)
+        self._child(self.cost, route, target).inc(actual)
         frontier = self._frontier_price.get(route)
         if frontier is not None:  # clamped: a counter never goes down
-            self.saved.labels(route, target).inc(max(0.0, frontier.cost(prompt, completion) - actual))
+            self._child(self.saved, route, target).inc(max(0.0, frontier.cost(prompt, completion) - actual))
