@@ -141,7 +141,9 @@ def write_chart(profile: Profile, path: Path) -> Path:
     ax.set_ylim(len(rows) - 0.5, -0.5)  # worst at the top
     ax.set_xlabel("quality loss, points (frontier - student), with interval")
     conf = 100 * profile.tolerance.confidence
-    pair = textwrap.fill(f"student {profile.student.name} vs frontier {profile.frontier.name}", 90)
+    student = profile.student.model or profile.student.name
+    frontier = profile.frontier.model or profile.frontier.name
+    pair = textwrap.fill(f"student {student} vs frontier {frontier}", 90)
     ax.set_title(f"Loss per category, {conf:.0f}% intervals\n{pair}", fontsize=10)
     present = {c.verdict for _, c in rows}
     handles = [
