@@ -16,7 +16,10 @@ replayed through a policy's routes with ``bitrate route eval``'s code path
 APGR noise is a cluster bootstrap over the eval half's prompts (``--boot`` resamples);
 ``- category`` is the paired difference to category routing on the same resamples.
 
-    .venv/bin/python bench/router_quality.py [--max-loss 0.05] [--boot 1000]
+    .venv/bin/python bench/router_quality.py [--max-loss 0.05] [--boot 1000] [--students ID ...]
+
+``--students`` takes student ids from ``profiles.ifeval_outcomes.list_models`` (default:
+the 0.5B and 7B Qwen2.5 pair against gpt-4o).
 """
 
 from __future__ import annotations
@@ -79,6 +82,13 @@ def split(outcomes: list[ItemOutcome], seed: int) -> tuple[list[ItemOutcome], li
     return [o for o in outcomes if o.id.split("/")[0] in first], [
         o for o in outcomes if o.id.split("/")[0] not in first
     ]
+
+
+def short_name(student: str) -> str:
+    """``Qwen__Qwen2.5-7B-Instruct-GPTQ-Int4`` -> ``Qwen2.5-7B``; ``...Meta-Llama-3.1-8B-Instruct-AWQ-INT4``
+    -> ``Llama-3.1-8B``."""
+    name = student.split("__")[-1].removeprefix("Meta-")
+    return name.replace("-Instruct-GPTQ-Int4", "").replace("-Instruct-AWQ-INT4", "")
 
 
 def build_profile(items: list[ItemOutcome], max_loss: float, confidence: float, student: str) -> Profile:
@@ -177,7 +187,7 @@ def run_pair(student: str, args: argparse.Namespace, work: Path) -> list[dict]:
         boot, diff = boots[name], boots[name] - boots["category"]
         results.append(
             {
-                "pair": student.split("__")[-1].replace("-Instruct-GPTQ-Int4", ""),
+                "pair": short_name(student),
                 "router": name,
                 "n": report.n,
                 "apgr": report.apgr,
