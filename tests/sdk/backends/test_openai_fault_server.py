@@ -63,7 +63,8 @@ def test_queues_are_per_route_and_unknown_paths_404(server):
 
 
 def test_raw_bytes_and_connection_counting(server):
-    server.script(Raw(b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n"))
+    # Raw closes its connection, so the answer says so: a pooled client must not reuse it
+    server.script(Raw(b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"))
     with httpx.Client() as http:
         assert http.post(f"{server.base_url}/chat/completions", json={}).status_code == 204
         assert http.post(f"{server.base_url}/chat/completions", json={}).status_code == 200
