@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
@@ -17,42 +16,18 @@ from sdk.errors import BackendError, BackendTimeout, BackendUnavailable, ConfigE
 from sdk.protocol import ChatRequest
 from tests.support.fault_server import (
     Drop,
-    FaultServer,
     Hang,
     Malformed,
     Ok,
     ResetMidBody,
     Status,
     WrongContentType,
-    fault_server,
     refused_url,
 )
 from tests.support.fault_server.exchange import DEFAULT_TEXT
 
 KEY = "sk-test-7f3a9c-secret"
 TRANSPORTS = sorted(TRANSPORT_FACTORIES)
-
-
-@pytest.fixture
-def server() -> Iterator[FaultServer]:
-    with fault_server() as running:
-        yield running
-
-
-@pytest.fixture(autouse=True)
-def api_key(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("FAULT_API_KEY", KEY)
-
-
-@pytest.fixture(params=TRANSPORTS)
-def transport(request: pytest.FixtureRequest) -> str:
-    return request.param
-
-
-@pytest.fixture
-async def backend(server: FaultServer, transport: str) -> AsyncIterator[OpenAIBackend]:
-    async with build(server.base_url, transport=transport) as opened:
-        yield opened
 
 
 def build(base_url: str, **config) -> OpenAIBackend:

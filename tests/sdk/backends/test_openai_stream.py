@@ -3,48 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 
 import pytest
 
 from sdk.errors import BackendError, BackendTimeout, UpstreamStatusError
 from sdk.protocol import ChatCompletionChunk
-from tests.sdk.backends.test_openai_http import KEY, TRANSPORTS, build, chat
+from tests.sdk.backends.test_openai_http import chat
 from tests.support.fault_server import (
     Drip,
     Drop,
-    FaultServer,
     Hang,
     Ok,
     Status,
     StreamError,
     Truncated,
     WrongContentType,
-    fault_server,
 )
 from tests.support.fault_server.exchange import DEFAULT_TEXT
-
-
-@pytest.fixture
-def server() -> Iterator[FaultServer]:
-    with fault_server() as running:
-        yield running
-
-
-@pytest.fixture(autouse=True)
-def api_key(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("FAULT_API_KEY", KEY)
-
-
-@pytest.fixture(params=TRANSPORTS)
-def transport(request: pytest.FixtureRequest) -> str:
-    return request.param
-
-
-@pytest.fixture
-async def backend(server, transport):
-    async with build(server.base_url, transport=transport) as opened:
-        yield opened
 
 
 def text(chunks: list[ChatCompletionChunk]) -> str:
