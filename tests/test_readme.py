@@ -109,3 +109,19 @@ def test_every_readme_snippet_runs(tmp_path):
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
     assert namespace, "the README has no python snippet"
+
+
+def test_the_readme_shows_the_error_a_policy_typo_really_gives(tmp_path):
+    text = README.read_text()
+    claimed = re.search(r"`(error: policy\.yaml:\d+: key '[^']+': [^`]+)`", text).group(1)
+    policy = next(body for lang, opts, body in blocks() if opts.get("file") == "policy.yaml")
+    (tmp_path / "policy.yaml").write_text(policy.replace("tolerance:", "tolerence:"))
+    done = subprocess.run(
+        [str(BIN / "bitrate"), "policy", "check", "policy.yaml"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2
+    assert (done.stdout + done.stderr).strip() == claimed
