@@ -91,9 +91,7 @@ class DependencyMissing(ConfigError):
     code = "dependency_missing"
 
     def __init__(self, module: str, extra: str):
-        super().__init__(
-            f"'{module}' is not installed; install it with: pip install 'bitrate[{extra}]'"
-        )
+        super().__init__(f"'{module}' is not installed; install it with: pip install 'bitrate[{extra}]'")
         self.module = module
         self.extra = extra
 

@@ -106,6 +106,4 @@ class VLLMConfig(_Common):
     """Default generation limit when the request sets none."""
 
 
-ModelConfig = Annotated[
-    OpenAIConfig | TransformersConfig | VLLMConfig, Field(discriminator="backend")
-]
+ModelConfig = Annotated[OpenAIConfig | TransformersConfig | VLLMConfig, Field(discriminator="backend")]
