@@ -28,7 +28,7 @@ class ModelSpec:
 
 
 TEACHER = ModelSpec(n_layer=4, n_embd=128, n_head=4)
-STUDENT = ModelSpec(n_layer=2, n_embd=64, n_head=2)
+STUDENT = ModelSpec(n_layer=1, n_embd=64, n_head=2)
 
 
 @dataclass
