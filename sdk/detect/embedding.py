@@ -63,6 +63,23 @@ def vote(
     return best, share * min(1.0, similarity / max(typical, 1e-6))
 
 
+def nearest_guess(
+    sims: np.ndarray,
+    index: VectorIndex,
+    scale: tuple[float, float],
+    k: int,
+    min_confidence: float,
+    source: str,
+) -> TaskGuess | None:
+    """The vote of the ``k`` nearest examples of ``index`` (``scale``: its precomputed
+    :meth:`VectorIndex.scale`) as a guess from ``source``, ``None`` below ``min_confidence``.
+    Shared by the embedding and lexical detectors."""
+    result = vote(sims, index.labels, index.nearest(sims, k), scale)
+    if result is None or result[1] < min_confidence:
+        return None
+    return TaskGuess(result[0], source, round(min(1.0, result[1]), 4))
+
+
 class EmbeddingDetector:
     """k nearest labelled neighbours by cosine similarity, similarity-weighted vote.
 
@@ -95,10 +112,7 @@ class EmbeddingDetector:
     def guess_vector(self, vector: np.ndarray) -> TaskGuess | None:
         """The guess for an already embedded prompt."""
         sims = self.index.similarities(vector)
-        result = vote(sims, self.index.labels, self.index.nearest(sims, self.k), self.scale)
-        if result is None or result[1] < self.min_confidence:
-            return None
-        return TaskGuess(result[0], self.name, round(min(1.0, result[1]), 4))
+        return nearest_guess(sims, self.index, self.scale, self.k, self.min_confidence, self.name)
 
     def detect(self, request: ChatRequest, hint: str | None) -> TaskGuess | None:
         """The guess for the last user message (``hint`` is the hint detector's business)."""

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 from sdk.decision import TaskGuess
 from sdk.detect.base import DetectContext, last_user_text
-from sdk.detect.embedding import DEFAULT_K, examples_from_profile, vote
+from sdk.detect.embedding import DEFAULT_K, examples_from_profile, nearest_guess
 from sdk.embed import HashingEmbedder, VectorIndex
 from sdk.protocol import ChatRequest
 
@@ -50,10 +50,7 @@ class LexicalDetector:
         if not text.strip() or len(self.index) == 0:
             return None
         sims = self.index.similarities_to_text(self.embedder, text)
-        result = vote(sims, self.index.labels, self.index.nearest(sims, self.k), self.scale)
-        if result is None or result[1] < self.min_confidence:
-            return None
-        return TaskGuess(result[0], self.name, round(min(1.0, result[1]), 4))
+        return nearest_guess(sims, self.index, self.scale, self.k, self.min_confidence, self.name)
 
     def detect(self, request: ChatRequest, hint: str | None) -> TaskGuess | None:
         """The guess for the last user message."""
