@@ -9,9 +9,10 @@ import pytest
 
 from sdk.backends import make_backend
 from sdk.backends.config import OpenAIConfig
-from sdk.backends.openai_http import TRANSPORTS as TRANSPORT_FACTORIES
-from sdk.backends.openai_http import OpenAIBackend, make_transport
+from sdk.backends.openai_http import OpenAIBackend
 from sdk.backends.retry import ExponentialBackoff, RetryPolicy
+from sdk.backends.transports import TRANSPORTS as TRANSPORT_FACTORIES
+from sdk.backends.transports import make_transport
 from sdk.errors import BackendError, BackendTimeout, BackendUnavailable, ConfigError, UpstreamStatusError
 from sdk.protocol import ChatRequest
 from tests.support.fault_server import (
@@ -198,5 +199,7 @@ async def test_close_is_idempotent_and_the_backend_reopens(backend):
 
 def test_transport_choice_is_one_registry():
     assert TRANSPORTS == ["aiohttp", "httpx"]
+    assert OpenAIConfig.model_fields["transport"].default == "aiohttp"
+    unknown = OpenAIConfig.model_construct(transport="h3")  # past validation, which rejects it
     with pytest.raises(ConfigError, match="unknown transport 'h3'"):
-        make_transport("h3", 4)
+        make_transport(unknown)
