@@ -21,9 +21,12 @@ items at or below ``t`` -- the ones the router would send to the student -- have
 loss interval whose upper end (Newcombe's paired interval for 0/1 scores, a normal
 interval otherwise, at the route's two-sided confidence) is within ``max_loss``;
 (optionally capped at ``max_loss``: ``EstimatorSettings.cap_at_tolerance``).
-The estimator cross-fits it (:func:`crossfit_calibrate`): each fold's threshold is
-picked on the other folds and checked on the fold's own items, because a threshold
-checked on the very items it was picked on over-promises.
+The interval is cluster-aware: the items of one prompt (IFEval's instructions, graded
+on one response) widen it by the square root of their design effect.
+The estimator cross-fits it (:func:`crossfit_calibrate`): each fold's estimates and
+threshold come from the other folds alone and are checked on the fold's own items,
+because a threshold checked on the very items it was picked on over-promises; the
+live threshold is the lowest of the folds'.
 A prompt whose estimate is at most ``t`` is ``safe``, and so is one of a category
 the profile already calls ``safe`` whose estimate is within ``max_loss`` (per-prompt
 routing only ever removes the hard prompts of a safe category); above ``max_loss``,
@@ -37,7 +40,7 @@ hashed character n-grams fitted on the evidence by default, MiniLM on request).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -58,6 +61,7 @@ __all__ = [
     "crossfit_calibrate",
     "from_context",
     "make_embedder",
+    "prompt_folds",
 ]
 
 
@@ -116,22 +120,66 @@ class Calibration:
     """Upper end of its interval (0 when none); at most ``max_loss`` by construction."""
 
 
-def _upper_bounds(student: np.ndarray, frontier: np.ndarray, confidence: float) -> np.ndarray:
-    """Upper end of the loss interval of every prefix ``[:m]`` (m = 1..n) of the paired scores."""
+def _upper_bounds(
+    student: np.ndarray, frontier: np.ndarray, confidence: float, groups: np.ndarray | None = None
+) -> np.ndarray:
+    """Upper end of the loss interval of every prefix ``[:m]`` (m = 1..n) of the paired scores.
+
+    With ``groups`` (one prompt id per item), each prefix's interval is widened by the square
+    root of its design effect (:func:`_prefix_design_effects`): the items of one prompt share a
+    response, so they count for less than as many independent items."""
     n = len(student)
+    diffs = frontier - student
+    m = np.arange(1, n + 1)
+    mean = np.cumsum(diffs) / m
     if paired_counts(student.tolist(), frontier.tolist()) is not None:
         cum = {
             key: np.cumsum((frontier == fv) & (student == sv))
             for key, fv, sv in (("both", 1, 1), ("breaks", 1, 0), ("fixes", 0, 1), ("neither", 0, 0))
         }
-        tables = (PairedCounts(**{k: int(v[m]) for k, v in cum.items()}) for m in range(n))
-        return np.array([newcombe_paired_interval(t, confidence)[1] for t in tables])
-    diffs = frontier - student
-    m = np.arange(1, n + 1)
-    mean = np.cumsum(diffs) / m
-    var = np.maximum(np.cumsum(diffs * diffs) / m - mean * mean, 0.0) * m / np.maximum(m - 1, 1)
-    sd = np.where(m > 1, np.sqrt(var), 1.0)
-    return mean + z_two_sided(confidence) * sd / np.sqrt(m)
+        tables = (PairedCounts(**{k: int(v[j]) for k, v in cum.items()}) for j in range(n))
+        highs = np.array([newcombe_paired_interval(t, confidence)[1] for t in tables])
+    else:
+        var = np.maximum(np.cumsum(diffs * diffs) / m - mean * mean, 0.0) * m / np.maximum(m - 1, 1)
+        sd = np.where(m > 1, np.sqrt(var), 1.0)
+        highs = mean + z_two_sided(confidence) * sd / np.sqrt(m)
+    if groups is None:
+        return highs
+    return np.minimum(1.0, mean + np.sqrt(_prefix_design_effects(diffs, groups)) * (highs - mean))
+
+
+def _prefix_design_effects(diffs: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """:func:`sdk.stats.design_effect` of every prefix ``diffs[:m]`` (m = 1..n), in one pass:
+    the cluster sums are updated item by item, so a prefix may hold part of a prompt's items."""
+    n = len(diffs)
+    out = np.empty(n)
+    sums: dict[object, float] = {}
+    sizes: dict[object, int] = {}
+    s_dd = s_dn = s_nn = total = squares = 0.0
+    for j, (d, g) in enumerate(zip(diffs.tolist(), groups.tolist(), strict=True)):
+        old_d, old_n = sums.get(g, 0.0), sizes.get(g, 0)
+        sums[g], sizes[g] = old_d + d, old_n + 1
+        s_dd += (old_d + d) ** 2 - old_d**2
+        s_dn += (old_d + d) * (old_n + 1) - old_d * old_n
+        s_nn += 2 * old_n + 1
+        total += d
+        squares += d * d
+        out[j] = _design_effect(j + 1, len(sums), total, squares, s_dd, s_dn, s_nn)
+    return out
+
+
+def _design_effect(
+    n: int, clusters: int, total: float, squares: float, s_dd: float, s_dn: float, s_nn: float
+) -> float:
+    """The design effect from running sums (same rules as :func:`sdk.stats.design_effect`)."""
+    mean = total / n
+    within = max(squares - n * mean * mean, 0.0)
+    worst = s_nn / n
+    if clusters < 2 or n < 2 or within <= 1e-12 * n:
+        return worst
+    between = max(s_dd - 2 * mean * s_dn + mean * mean * s_nn, 0.0)
+    cluster_var = clusters / (clusters - 1) * between / (n * n)
+    return max(1.0, cluster_var / (within / (n - 1) / n))
 
 
 def calibrate(
@@ -142,12 +190,15 @@ def calibrate(
     max_loss: float,
     confidence: float,
     cap: float = math.inf,
+    groups: np.ndarray | None = None,
 ) -> Calibration:
     """The largest threshold on ``estimates`` (out-of-sample, one per evidence item), at most
-    ``cap``, whose student-routed items' loss interval stays within ``max_loss``."""
+    ``cap``, whose student-routed items' loss interval stays within ``max_loss``. With ``groups``
+    (the prompt of each item), the interval accounts for the items of one prompt being
+    correlated (see :func:`_upper_bounds`)."""
     order = np.argsort(estimates, kind="stable")
     est, s, f = estimates[order], student[order], frontier[order]
-    highs = _upper_bounds(s, f, confidence)
+    highs = _upper_bounds(s, f, confidence, None if groups is None else groups[order])
     best = Calibration(-math.inf, 0.0, 0, 0.0, 0.0)
     for m in range(1, len(est) + 1):
         if m < len(est) and est[m] == est[m - 1]:
@@ -161,25 +212,41 @@ def calibrate(
 
 
 def _crossfit_once(
-    estimates: np.ndarray,
+    per_fold: list[np.ndarray],
     student: np.ndarray,
     frontier: np.ndarray,
     fold: np.ndarray,
+    groups: np.ndarray,
     target: float,
     confidence: float,
     cap: float,
 ) -> tuple[list[float], np.ndarray]:
-    """Per fold: the threshold :func:`calibrate` picks on the other folds at ``target``, and
-    which of the fold's own items it sends to the student."""
-    thresholds, sent = [], np.zeros(len(estimates), dtype=bool)
-    for k in range(int(fold.max()) + 1):
+    """Per fold ``k``: the threshold :func:`calibrate` picks on the other folds at ``target``
+    (on ``per_fold[k]``, estimates that never saw fold ``k``), and which of the fold's own items
+    it sends to the student."""
+    thresholds, sent = [], np.zeros(len(student), dtype=bool)
+    for k, estimates in enumerate(per_fold):
         rest, own = fold != k, fold == k
         t = calibrate(
-            estimates[rest], student[rest], frontier[rest], max_loss=target, confidence=confidence, cap=cap
+            estimates[rest],
+            student[rest],
+            frontier[rest],
+            max_loss=target,
+            confidence=confidence,
+            cap=cap,
+            groups=groups[rest],
         ).threshold
         thresholds.append(t)
         sent |= own & (estimates <= t)
     return thresholds, sent
+
+
+def prompt_folds(groups: np.ndarray, folds: int, seed: int = 0) -> np.ndarray:
+    """Fold number per item: the distinct ``groups`` (prompts) dealt round-robin into ``folds``
+    after a seeded shuffle, so a prompt's items share a fold."""
+    shuffled = np.random.default_rng(seed).permutation(np.unique(groups)).tolist()
+    fold_of = {key: i % folds for i, key in enumerate(shuffled)}
+    return np.array([fold_of[g] for g in groups.tolist()])
 
 
 def crossfit_calibrate(
@@ -193,14 +260,27 @@ def crossfit_calibrate(
     cap: float = math.inf,
     folds: int = 5,
     seed: int = 0,
+    refit: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> Calibration:
     """Cross-fitted calibration: the evidence's prompts (``groups``) are split into ``folds``;
     for each fold, :func:`calibrate` picks a threshold on the *other* folds, and the fold's own
     items under that threshold are the ones it would have sent to the student. Those items,
     pooled over the folds, were never used to choose their own threshold; their loss interval
-    must be within ``max_loss``. The folds aim at ``max_loss``, then at 80%, 60%... of it until
-    the pooled check passes (else nothing goes to the student). The threshold used live is the
-    median of the passing folds' thresholds.
+    (cluster-aware over ``groups``) must be within ``max_loss``. The folds aim at ``max_loss``,
+    then at 80%, 60%... of it until the pooled check passes (else nothing goes to the student).
+
+    The threshold used live is the *lowest* of the passing folds' thresholds. The pooled check
+    certifies the mix of the folds' rules (fold ``k`` sends its estimates up to ``t_k``); when
+    the expected loss of "estimate <= t" grows with ``t`` (what a useful estimator does), the
+    rule at ``min t_k`` loses no more than any of them, hence no more than their mix. A median
+    is not covered: the folds with lower thresholds may be the ones that kept the mix within
+    the bound.
+
+    ``refit(rest)`` (optional) returns every item's estimate computed from the ``rest`` items
+    alone (each item's own prompt left out too); with it, fold ``k``'s threshold is chosen, and
+    its own items are picked, by estimates that never saw fold ``k``'s losses, so the pooled
+    check tests what the procedure does on prompts it has not seen. Without it, ``estimates``
+    serves every fold, which is right when they come from a model fitted elsewhere.
 
     Picking the largest threshold that passes on the same items it is checked on over-promises
     (the cut lands where the noise happens to be kind); checking each choice on items it never
@@ -210,18 +290,17 @@ def crossfit_calibrate(
     keys = np.unique(groups)
     if len(keys) < 2 * folds:
         return nothing
-    shuffled = np.random.default_rng(seed).permutation(keys).tolist()
-    fold_of = {key: i % folds for i, key in enumerate(shuffled)}
-    fold = np.array([fold_of[g] for g in groups.tolist()])
+    fold = prompt_folds(groups, folds, seed)
+    per_fold = [estimates if refit is None else refit(fold != k) for k in range(folds)]
     for share in (1.0, 0.8, 0.6, 0.4, 0.2, 0.0):
         thresholds, sent = _crossfit_once(
-            estimates, student, frontier, fold, max_loss * share, confidence, cap
+            per_fold, student, frontier, fold, groups, max_loss * share, confidence, cap
         )
         if not sent.any():
             continue
-        high = float(_upper_bounds(student[sent], frontier[sent], confidence)[-1])
+        high = float(_upper_bounds(student[sent], frontier[sent], confidence, groups[sent])[-1])
         if high <= max_loss:
-            threshold = float(np.median(thresholds))
+            threshold = float(min(thresholds))
             chosen = estimates <= threshold
             loss = float((frontier[sent] - student[sent]).mean())
             return Calibration(threshold, float(chosen.mean()), int(chosen.sum()), loss, high)
@@ -349,16 +428,19 @@ class PromptEstimator:
         k0 = self.settings.k0
         return (n_eff * local + k0 * prior) / (n_eff + k0), n_eff
 
-    def loo_estimates(self) -> np.ndarray:
+    def loo_estimates(self, pool: np.ndarray | None = None) -> np.ndarray:
         """Each evidence item's estimate with its prompt left out: no item with the same prompt
         (several items may share one, e.g. one per instruction) is a neighbour or part of the
-        category prior. These out-of-sample estimates are what calibration uses."""
+        category prior. With ``pool`` (a mask over the evidence), only the pooled items are
+        neighbours and prior, for every item, pooled or not. These out-of-sample estimates are
+        what calibration uses."""
         n = len(self.index)
         labels = self._labels
         groups = self._prompt_groups()
+        pool = np.ones(n, dtype=bool) if pool is None else pool
         out = np.empty(n)
         for j in range(n):
-            keep = groups != groups[j]
+            keep = pool & (groups != groups[j])
             same = keep & (labels == labels[j])
             prior = float(self.diffs[same].mean()) if same.any() else self._mean_or_zero(keep)
             sims = self.index.similarities(self.index.matrix[j]).copy()
@@ -386,6 +468,7 @@ class PromptEstimator:
             max_loss=self.max_loss,
             confidence=self.confidence,
             cap=self.max_loss if self.settings.cap_at_tolerance else math.inf,
+            refit=self.loo_estimates,
         )
 
 

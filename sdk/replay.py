@@ -70,6 +70,10 @@ class OutcomeRow(BaseModel):
             messages = [ChatMessage(role="user", content=self.prompt or "")]
         return ChatRequest(model=route, messages=messages)
 
+    def prompt_key(self) -> str:
+        """What was asked, as one string: rows that share it share a response."""
+        return (self.prompt or "") if self.messages is None else json.dumps(self.messages, sort_keys=True)
+
 
 def read_outcome_rows(path: str | Path) -> list[OutcomeRow]:
     """Read an outcomes JSONL file; the first bad line raises ``ConfigError`` with file:line and key."""
@@ -110,6 +114,9 @@ class RoutedItem:
     student_cost: float | None = None
     frontier_cost: float | None = None
     decision: Decision | None = None
+    prompt_key: str | None = None
+    """What the row asked (its prompt, or its messages as JSON): rows with the same key are
+    scored on one response (e.g. an IFEval prompt's instructions) and are not independent."""
 
 
 Router = Callable[[OutcomeRow], tuple[Decision, float]]
@@ -160,6 +167,7 @@ def replay(rows: Sequence[OutcomeRow], router: Router) -> list[RoutedItem]:
                 row.student_cost,
                 row.frontier_cost,
                 decision,
+                row.prompt_key(),
             )
         )
     return items
@@ -226,7 +234,13 @@ def replay_report(
     n = len(items)
     chosen = [i.student if i.side == "student" else i.frontier for i in items]
     to_student = [i for i in items if i.side == "student"]
-    check = realised_loss([i.student for i in to_student], [i.frontier for i in to_student], confidence)
+    keys = [i.prompt_key for i in to_student]
+    check = realised_loss(
+        [i.student for i in to_student],
+        [i.frontier for i in to_student],
+        confidence,
+        groups=None if None in keys else keys,
+    )
     scores = [i.score for i in items]
     curve = sweep(scores, [i.student for i in items], [i.frontier for i in items], bins=bins)
     saved, routed, frontier = _costs(items)

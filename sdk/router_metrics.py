@@ -25,12 +25,18 @@ Shares here are fractions in [0, 1] (0.37 means 37% of calls), not percentages.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from sdk.stats import bootstrap_mean_interval, newcombe_paired_interval, paired_counts
+from sdk.stats import (
+    bootstrap_mean_interval,
+    cluster_widened,
+    design_effect,
+    newcombe_paired_interval,
+    paired_counts,
+)
 
 __all__ = ["CurvePoint", "LossCheck", "apgr", "cpt", "realised_loss", "sweep"]
 
@@ -135,15 +141,28 @@ class LossCheck:
         return self.loss is None or self.loss <= max_loss + 1e-12
 
 
-def realised_loss(student: Sequence[float], frontier: Sequence[float], confidence: float) -> LossCheck:
-    """Mean loss of student-routed items with a paired interval at ``confidence`` (two-sided)."""
+def realised_loss(
+    student: Sequence[float],
+    frontier: Sequence[float],
+    confidence: float,
+    *,
+    groups: Sequence[Hashable] | None = None,
+) -> LossCheck:
+    """Mean loss of student-routed items with a paired interval at ``confidence`` (two-sided).
+
+    With ``groups`` (the prompt each item was scored on), the interval allows for the items of
+    one prompt being correlated: Newcombe's interval is widened by the square root of the
+    design effect (:func:`sdk.stats.design_effect`), the bootstrap resamples whole prompts.
+    With one item per group both equal the plain intervals."""
     if not student:
         return LossCheck(0, None, None, None, "none")
-    loss = math.fsum(f - s for s, f in zip(student, frontier, strict=True)) / len(student)
+    diffs = [f - s for s, f in zip(student, frontier, strict=True)]
+    loss = math.fsum(diffs) / len(student)
     counts = paired_counts(list(student), list(frontier))
     if counts is not None:
         low, high = newcombe_paired_interval(counts, confidence)
+        if groups is not None:
+            low, high = cluster_widened((low, high), loss, design_effect(diffs, list(groups)))
         return LossCheck(len(student), loss, low, high, "newcombe")
-    diffs = [f - s for s, f in zip(student, frontier, strict=True)]
-    low, high = bootstrap_mean_interval(diffs, confidence)
+    low, high = bootstrap_mean_interval(diffs, confidence, groups=None if groups is None else list(groups))
     return LossCheck(len(student), loss, low, high, "bootstrap")

@@ -15,6 +15,11 @@ Conventions used everywhere in bitrate:
   ``safe`` has true loss <= ``max_loss`` with about 95% confidence.
 - For 0/1 scores the interval is Newcombe's paired score interval (method 10);
   for continuous scores a seeded paired percentile bootstrap of the mean of ``d``.
+- Items that come in clusters (the several instructions graded on one IFEval
+  response) are not independent. :func:`design_effect` measures how much the
+  clustering inflates the variance of the mean loss, and :func:`cluster_widened`
+  widens an interval by its square root (Kish's effective sample size); the
+  bootstrap resamples whole clusters when given them.
 
 Contract violations by the caller (mismatched lengths, an empty sample,
 confidence outside (0, 1)) raise ``ValueError``: they are bugs, not user input.
@@ -24,7 +29,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
 from typing import Literal
@@ -33,6 +38,8 @@ __all__ = [
     "PairedCounts",
     "VerdictName",
     "bootstrap_mean_interval",
+    "cluster_widened",
+    "design_effect",
     "newcombe_paired_interval",
     "paired_counts",
     "verdict",
@@ -139,23 +146,91 @@ def paired_counts(student: Sequence[float], frontier: Sequence[float]) -> Paired
     return PairedCounts(both=table[(1, 1)], breaks=table[(1, 0)], fixes=table[(0, 1)], neither=table[(0, 0)])
 
 
+def design_effect(diffs: Sequence[float], groups: Sequence[Hashable]) -> float:
+    """How many times the clustering of items into ``groups`` inflates the variance of the
+    mean of ``diffs``: the cluster-robust (CR1) variance of the mean over the usual
+    independent-items variance, at least 1.
+
+    With one item per group it is exactly 1; with every group's items identical it is
+    about the group size, so a widened interval is the one the groups alone would give.
+    When the differences do not vary (or there is a single group) the intra-group
+    correlation cannot be estimated and the worst case is assumed (correlation 1:
+    ``sum(n_g**2) / n``, Kish's design effect at rho = 1).
+    """
+    n = len(diffs)
+    if n != len(groups) or n == 0:
+        raise ValueError(f"need one group per difference, got {n} and {len(groups)}")
+    sums: dict[Hashable, float] = {}
+    sizes: dict[Hashable, int] = {}
+    for d, g in zip(diffs, groups, strict=True):
+        sums[g] = sums.get(g, 0.0) + d
+        sizes[g] = sizes.get(g, 0) + 1
+    mean = math.fsum(diffs) / n
+    within = math.fsum((d - mean) ** 2 for d in diffs)
+    worst = math.fsum(m * m for m in sizes.values()) / n
+    clusters = len(sums)
+    if clusters < 2 or n < 2 or within <= 1e-12 * n:
+        return worst
+    between = math.fsum((sums[g] - sizes[g] * mean) ** 2 for g in sums)
+    cluster_var = clusters / (clusters - 1) * between / (n * n)
+    iid_var = within / (n - 1) / n
+    return max(1.0, cluster_var / iid_var)
+
+
+def cluster_widened(
+    interval: tuple[float, float], centre: float, deff: float, *, bounds: tuple[float, float] = (-1.0, 1.0)
+) -> tuple[float, float]:
+    """``interval`` around ``centre`` with each side stretched by ``sqrt(deff)`` (clipped to
+    ``bounds``): the interval of a sample ``deff`` times smaller, the same estimate."""
+    scale = math.sqrt(max(deff, 1.0))
+    low, high = interval
+    return max(bounds[0], centre - scale * (centre - low)), min(bounds[1], centre + scale * (high - centre))
+
+
 def bootstrap_mean_interval(
-    diffs: Sequence[float], confidence: float, *, n_boot: int = 2000, seed: int = 0
+    diffs: Sequence[float],
+    confidence: float,
+    *,
+    n_boot: int = 2000,
+    seed: int = 0,
+    groups: Sequence[Hashable] | None = None,
 ) -> tuple[float, float]:
     """Percentile bootstrap interval for the mean of paired differences.
 
-    Resamples items (pairs), so the pairing is kept; seeded, so the same data
-    gives the same interval. With one item, or all differences equal, the
-    interval collapses to the mean.
+    Resamples items (pairs), so the pairing is kept; with ``groups``, resamples whole
+    groups (a cluster bootstrap: correlated items stay together) and takes the mean over
+    the resampled items. Seeded, so the same data gives the same interval. With one item,
+    or all differences equal, the interval collapses to the mean.
     """
     n = len(diffs)
     if n == 0:
         raise ValueError("no differences to resample")
     z_two_sided(confidence)  # validates confidence
     rng = random.Random(seed)
-    means = sorted(math.fsum(rng.choices(diffs, k=n)) / n for _ in range(n_boot))
+    if groups is not None:
+        means = sorted(_cluster_means(diffs, groups, rng, n_boot))
+    else:
+        means = sorted(math.fsum(rng.choices(diffs, k=n)) / n for _ in range(n_boot))
     tail = (1.0 - confidence) / 2.0
     return _quantile(means, tail), _quantile(means, 1.0 - tail)
+
+
+def _cluster_means(
+    diffs: Sequence[float], groups: Sequence[Hashable], rng: random.Random, n_boot: int
+) -> list[float]:
+    if len(groups) != len(diffs):
+        raise ValueError(f"need one group per difference, got {len(diffs)} and {len(groups)}")
+    totals: dict[Hashable, list[float]] = {}
+    for d, g in zip(diffs, groups, strict=True):
+        cell = totals.setdefault(g, [0.0, 0.0])
+        cell[0] += d
+        cell[1] += 1
+    cells = list(totals.values())
+    out = []
+    for _ in range(n_boot):
+        picked = rng.choices(cells, k=len(cells))
+        out.append(math.fsum(c[0] for c in picked) / math.fsum(c[1] for c in picked))
+    return out
 
 
 def _quantile(sorted_values: Sequence[float], q: float) -> float:

@@ -10,9 +10,18 @@ import pytest
 
 from sdk.decision import TaskGuess
 from sdk.embed import HashingEmbedder, VectorIndex
-from sdk.estimate import EstimatorSettings, PromptEstimator, calibrate, crossfit_calibrate
+from sdk.estimate import (
+    EstimatorSettings,
+    PromptEstimator,
+    _prefix_design_effects,
+    _upper_bounds,
+    calibrate,
+    crossfit_calibrate,
+    prompt_folds,
+)
 from sdk.profile import EvidenceItem, ModelIdentity, Profile, SuiteInfo, Tolerance
 from sdk.protocol import ChatRequest
+from sdk.stats import design_effect
 
 LANGS = ["French", "German", "Spanish", "Italian", "Dutch", "Polish", "Swedish", "Greek", "Turkish", "Czech"]
 THINGS = ["the weather", "my cat", "the train", "a recipe", "the museum", "our garden"]
@@ -236,3 +245,95 @@ def test_a_safe_category_stays_safe_for_prompts_within_tolerance():
     assert est.safe_categories == {"easy"}  # but the profile's category interval is within tolerance
     sent, e = est.route(easy(3), "easy")
     assert sent and e.verdict == "safe" and e.loss <= 0.05
+
+
+def test_prefix_design_effects_match_the_one_shot_formula():
+    rng = np.random.default_rng(4)
+    diffs = (rng.random(80) < 0.2).astype(float) - (rng.random(80) < 0.05)
+    groups = rng.integers(0, 25, 80)  # a prefix may hold part of a prompt's items
+    fast = _prefix_design_effects(diffs, groups)
+    slow = [design_effect(diffs[:m].tolist(), groups[:m].tolist()) for m in range(1, 81)]
+    assert fast == pytest.approx(slow)
+
+
+def _copies(n_prompts: int, size: int, seed: int = 0):
+    """Paired 0/1 scores, every prompt's row repeated ``size`` times (one response per prompt)."""
+    rng = np.random.default_rng(seed)
+    s = (rng.random(n_prompts) > 0.04).astype(float)
+    f = np.ones(n_prompts)
+    return np.repeat(s, size), np.repeat(f, size), np.repeat(np.arange(n_prompts), size)
+
+
+def test_prompt_aware_bounds_equal_plain_ones_for_one_row_per_prompt():
+    s, f, groups = _copies(120, 1)
+    assert _upper_bounds(s, f, 0.9, groups) == pytest.approx(_upper_bounds(s, f, 0.9))
+
+
+def test_prompt_aware_bounds_on_copied_rows_are_the_per_prompt_bounds():
+    s1, f1, _ = _copies(120, 1, seed=2)
+    s3, f3, groups = _copies(120, 3, seed=2)
+    per_prompt = _upper_bounds(s1, f1, 0.9)[-1]
+    assert _upper_bounds(s3, f3, 0.9)[-1] < per_prompt - 0.005  # copies counted as evidence
+    assert _upper_bounds(s3, f3, 0.9, groups)[-1] == pytest.approx(per_prompt, rel=0.1)
+
+
+def test_calibrate_certifies_less_when_rows_are_copies_of_few_prompts():
+    s, f, groups = _copies(60, 4, seed=1)
+    est = np.repeat(np.linspace(0, 1, 60), 4)
+    naive = calibrate(est, s, f, max_loss=0.08, confidence=0.9)
+    aware = calibrate(est, s, f, max_loss=0.08, confidence=0.9, groups=groups)
+    assert naive.n_student > aware.n_student
+    single = calibrate(est, s, f, max_loss=0.08, confidence=0.9, groups=np.arange(len(s)))
+    assert single == naive
+
+
+def test_prompt_folds_keep_a_prompts_items_together():
+    groups = np.repeat(np.arange(30), 3)
+    fold = prompt_folds(groups, 5, seed=1)
+    assert set(fold.tolist()) == set(range(5))
+    assert all(len(set(fold[groups == g].tolist())) == 1 for g in range(30))
+    assert np.bincount(fold).tolist() == [18] * 5
+
+
+def _ranked(n: int = 400, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    est = rng.random(n)
+    s = np.where(est < 0.5, 1.0, (rng.random(n) < 0.5).astype(float))  # breaks only above 0.5
+    return est, s, np.ones(n), np.arange(n)
+
+
+def test_crossfit_live_threshold_is_the_lowest_folds():
+    est, s, f, groups = _ranked()
+    cal = crossfit_calibrate(est, s, f, groups, max_loss=0.05, confidence=0.9)
+    fold = prompt_folds(groups, 5)
+    folds = [
+        calibrate(est[fold != k], s[fold != k], f[fold != k], max_loss=0.05, confidence=0.9).threshold
+        for k in range(5)
+    ]
+    assert cal.threshold == min(folds) and cal.threshold > -math.inf
+
+
+def test_crossfit_picks_each_folds_items_by_estimates_fitted_without_that_fold():
+    est, s, f, groups = _ranked()
+    seen = []
+
+    def refit(rest: np.ndarray) -> np.ndarray:
+        seen.append(rest.copy())
+        return est  # an estimator fitted elsewhere: the same for every fold
+
+    same = crossfit_calibrate(est, s, f, groups, max_loss=0.05, confidence=0.9, refit=refit)
+    assert same == crossfit_calibrate(est, s, f, groups, max_loss=0.05, confidence=0.9)
+    assert len(seen) == 5 and not np.any(np.sum(seen, axis=0) != 4)  # each item held out once
+
+    def blind(rest: np.ndarray) -> np.ndarray:
+        return np.where(rest, est, 1.0)  # says nothing about the prompts it did not see
+
+    assert crossfit_calibrate(est, s, f, groups, max_loss=0.05, confidence=0.9, refit=blind).n_student == 0
+
+
+def test_loo_estimates_over_a_pool_use_only_the_pooled_items():
+    est = estimator()
+    everything = est.loo_estimates(np.ones(len(est.index), dtype=bool))
+    assert everything == pytest.approx(est.loo_estimates())
+    easy_only = np.array([i < 200 for i in range(230)])  # the hard items' losses are not pooled
+    assert est.loo_estimates(easy_only) == pytest.approx(np.zeros(230), abs=1e-12)

@@ -177,3 +177,26 @@ def test_random_router_has_apgr_about_one_half():
 
     values = [replay_report(replay(data, coin), max_loss=0.05, confidence=0.9).apgr for _ in range(4)]
     assert abs(float(np.mean(values)) - 0.5) < 0.03
+
+
+def test_rows_of_one_prompt_count_as_one_in_the_realised_loss_interval():
+    rng = random.Random(3)
+    scores = [float(rng.random() > 0.15) for _ in range(60)]
+
+    def student_always(_row: OutcomeRow) -> tuple[Decision, float]:
+        return Decision(route="r", target="student", side="student", rule="verdict"), 0.0
+
+    def report(copies: int, same_prompt: bool):
+        data = [
+            OutcomeRow(id=f"{i}/{k}", prompt=f"prompt {i}" if same_prompt else f"prompt {i} {k}",
+                       student=score, frontier=1.0)
+            for i, score in enumerate(scores) for k in range(copies)
+        ]  # fmt: skip
+        return replay_report(replay(data, student_always), max_loss=0.05, confidence=0.9)
+
+    one, distinct, shared = report(1, True), report(3, False), report(3, True)
+    assert one.realised_loss == distinct.realised_loss == shared.realised_loss
+    assert distinct.realised_loss_high < one.realised_loss_high  # three independent rows per score
+    assert shared.realised_loss_high == pytest.approx(one.realised_loss_high, rel=0.1)  # one response each
+    chat = OutcomeRow(id=1, messages=[{"role": "user", "content": "hi"}], student=1, frontier=1)
+    assert chat.prompt_key() == OutcomeRow(id=2, messages=chat.messages, student=0, frontier=1).prompt_key()

@@ -67,3 +67,22 @@ def test_realised_loss_uses_newcombe_for_binary_and_bootstrap_otherwise():
     assert graded.interval == "bootstrap" and graded.loss == pytest.approx(0.0)
     none = realised_loss([], [], 0.9)
     assert none.loss is None and none.within(0.0)
+
+
+def test_realised_loss_interval_counts_a_prompts_items_once():
+    rng = np.random.default_rng(1)
+    s = (rng.random(50) > 0.2).astype(float).tolist()
+    f = [1.0] * 50
+    plain = realised_loss(s, f, 0.9)
+    assert realised_loss(s, f, 0.9, groups=list(range(50))) == plain
+    copied = realised_loss([x for x in s for _ in range(3)], [1.0] * 150, 0.9)
+    grouped = realised_loss(
+        [x for x in s for _ in range(3)], [1.0] * 150, 0.9, groups=[i // 3 for i in range(150)]
+    )
+    assert copied.high < plain.high and grouped.high == pytest.approx(plain.high, rel=0.1)
+    assert grouped.loss == copied.loss and grouped.low < copied.low
+    graded = [0.2, 0.9, 0.6, 0.4, 1.0, 0.7]
+    boot = realised_loss(
+        [x for x in graded for _ in range(2)], [1.0] * 12, 0.9, groups=[i // 2 for i in range(12)]
+    )
+    assert boot.interval == "bootstrap" and boot.high - boot.low > 0

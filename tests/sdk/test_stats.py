@@ -11,6 +11,8 @@ from hypothesis import strategies as st
 from sdk.stats import (
     PairedCounts,
     bootstrap_mean_interval,
+    cluster_widened,
+    design_effect,
     newcombe_paired_interval,
     paired_counts,
     verdict,
@@ -121,3 +123,62 @@ def test_newcombe_interval_contains_estimate_and_nests_by_level(both, breaks, fi
     wide_low, wide_high = newcombe_paired_interval(counts, 0.99)
     assert -1.0 <= wide_low <= low <= estimate + 1e-12
     assert estimate - 1e-12 <= high <= wide_high <= 1.0
+
+
+def _clustered(n_groups: int, size: int, seed: int = 0) -> tuple[list[float], list[int]]:
+    """Each group's items copy one 0/1 loss: perfectly correlated within a group."""
+    rng = random.Random(seed)
+    per_group = [float(rng.random() < 0.3) for _ in range(n_groups)]
+    return [d for d in per_group for _ in range(size)], [g for g in range(n_groups) for _ in range(size)]
+
+
+def test_design_effect_is_one_for_singletons_and_the_group_size_for_copies():
+    diffs, _ = _clustered(60, 1)
+    assert design_effect(diffs, list(range(60))) == pytest.approx(1.0)
+    copies, groups = _clustered(60, 3)
+    assert design_effect(copies, groups) == pytest.approx(3.0, rel=0.05)
+
+
+def test_design_effect_assumes_the_worst_when_nothing_varies():
+    assert design_effect([0.0] * 6, [0, 0, 0, 1, 1, 2]) == pytest.approx((9 + 4 + 1) / 6)
+    assert design_effect([0.0, 1.0, 1.0], ["a", "a", "a"]) == pytest.approx(3.0)
+    assert design_effect([0.0] * 5, list(range(5))) == pytest.approx(1.0)
+
+
+def test_design_effect_never_narrows_and_rejects_mismatched_groups():
+    # alternating within each group: negative intra-group correlation, floored at 1
+    assert design_effect([0.0, 1.0] * 20, [i // 2 for i in range(40)]) == 1.0
+    with pytest.raises(ValueError):
+        design_effect([0.0, 1.0], [0])
+
+
+def test_cluster_widened_stretches_each_side_and_clips():
+    assert cluster_widened((0.1, 0.4), 0.2, 4.0) == pytest.approx((0.0, 0.6))
+    assert cluster_widened((0.1, 0.4), 0.2, 1.0) == pytest.approx((0.1, 0.4))
+    assert cluster_widened((0.1, 0.4), 0.2, 0.5) == pytest.approx((0.1, 0.4))  # never narrower
+    assert cluster_widened((0.5, 0.9), 0.7, 100.0) == pytest.approx((-1.0, 1.0))
+
+
+def test_widened_newcombe_on_copies_is_about_the_per_group_interval():
+    per_group, _ = _clustered(80, 1, seed=3)
+    copies, groups = _clustered(80, 3, seed=3)
+    loss = sum(per_group) / len(per_group)
+
+    def interval(diffs):
+        return newcombe_paired_interval(paired_counts([1.0 - d for d in diffs], [1.0] * len(diffs)), 0.9)
+
+    plain, narrow = interval(per_group), interval(copies)
+    wide = cluster_widened(narrow, loss, design_effect(copies, groups))
+    assert narrow[1] - narrow[0] < 0.7 * (plain[1] - plain[0])  # treating copies as items over-promises
+    assert wide[1] - wide[0] == pytest.approx(plain[1] - plain[0], rel=0.1)
+
+
+def test_cluster_bootstrap_resamples_whole_groups():
+    rng = random.Random(5)
+    diffs = [rng.choice([-1.0, 0.0, 0.0, 1.0]) for _ in range(50)]
+    plain = bootstrap_mean_interval(diffs, 0.9, seed=2)
+    assert bootstrap_mean_interval(diffs, 0.9, seed=2, groups=list(range(50))) == pytest.approx(plain)
+    copies = [d for d in diffs for _ in range(4)]
+    grouped = bootstrap_mean_interval(copies, 0.9, seed=2, groups=[i // 4 for i in range(200)])
+    assert grouped == pytest.approx(plain)  # four copies of a prompt weigh as one
+    assert bootstrap_mean_interval(copies, 0.9, seed=2)[1] < plain[1]
