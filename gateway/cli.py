@@ -74,7 +74,7 @@ def serve(
     if log_level not in _LOG_LEVELS:
         raise typer.BadParameter(f"must be one of: {', '.join(_LOG_LEVELS)}", param_hint="--log-level")
     try:
-        app = create_app(policy)
+        app = create_app(policy, freeze_heap=True)
     except ConfigError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc

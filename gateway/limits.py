@@ -3,7 +3,7 @@ while reading one that turns out too large (chunked, or a lying Content-Length).
 
 from __future__ import annotations
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from sdk.errors import InvalidRequest, PayloadTooLarge
 
@@ -24,9 +24,18 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise _too_large(limit)
     parts: list[bytes] = []
     size = 0
-    async for part in request.stream():
+    receive = request.receive  # straight from ASGI: Request.stream()'s generator costs ~3 us a call
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        part = message.get("body", b"")
         size += len(part)
         if size > limit:
             raise _too_large(limit)
         parts.append(part)
-    return parts[0] if len(parts) == 1 else b"".join(parts)
+        if not message.get("more_body", False):
+            break
+    body = parts[0] if len(parts) == 1 else b"".join(parts)
+    request._body = body  # what Request.body() would cache, should anything read it again
+    return body

@@ -12,7 +12,6 @@ A request may name its task in the header ``x-bitrate-task`` (a hint for the eng
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Awaitable
@@ -73,13 +72,28 @@ async def chat_completions(request: Request) -> Response:
         raise
 
 
+class _RoutedJSON(Response):
+    """A 200 JSON answer with the decision's ``x-bitrate-*`` headers, encoded once per decision
+    (Starlette's ``Response`` re-encodes every header of every answer)."""
+
+    def __init__(self, body: bytes, route_headers: list[tuple[bytes, bytes]]):
+        self.status_code = 200
+        self.background = None
+        self.body = body
+        self.raw_headers = [
+            *route_headers,
+            (b"content-length", str(len(body)).encode()),
+            (b"content-type", b"application/json"),
+        ]
+
+
 async def _complete(gw: Gateway, chat: ChatRequest, hint: str | None, started: float) -> Response:
     completion, decision = await _within_deadline(gw, chat, gw.engine.complete(chat, task_hint=hint))
     body = _completion_json(completion)
     if gw.settings.log_bodies:
         log.info("response body: %s", body.decode())
     gw.metrics.answered(decision, 200, time.perf_counter() - started, completion.usage, stream=False)
-    return Response(body, media_type=_JSON, headers=route_headers(decision))
+    return _RoutedJSON(body, gw.raw_route_headers(decision))
 
 
 async def _stream(gw: Gateway, chat: ChatRequest, hint: str | None, started: float) -> SSEResponse:
@@ -97,8 +111,7 @@ async def _within_deadline(gw: Gateway, chat: ChatRequest, call: Awaitable[T]) -
     """``call`` under ``request_timeout``; past it, a 504 naming the model the caller asked for."""
     limit = gw.settings.request_timeout
     try:
-        async with asyncio.timeout(limit):
-            return await call
+        return await gw.deadlines.run(limit, call)
     except TimeoutError as exc:
         raise BackendTimeout(f"no answer within {limit:g}s", backend=chat.model) from exc
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from gateway.auth import ApiKeys
+from gateway.deadlines import Deadlines
 from gateway.metrics import GatewayMetrics
 from sdk.decision import Decision
 from sdk.policy import Policy, ServerSettings
@@ -17,6 +18,10 @@ if TYPE_CHECKING:
     from gateway.sse import SSEResponse
 
 __all__ = ["Gateway", "ascii_header", "route_headers"]
+
+
+_HEADER_CACHE = 4096
+"""Most decisions whose headers are kept encoded (per-prompt decisions vary; then it refills)."""
 
 
 def ascii_header(value: str) -> str:
@@ -64,6 +69,20 @@ class Gateway:
     """``GET /v1/models``, encoded once at startup."""
     model_bodies: Mapping[str, bytes] = field(default_factory=dict)
     """``GET /v1/models/{name}`` bodies, encoded once at startup."""
+    deadlines: Deadlines = field(default_factory=Deadlines)
+    """``request_timeout`` of the requests in flight."""
+    _raw_headers: dict[Decision, list[tuple[bytes, bytes]]] = field(default_factory=dict)
+
+    def raw_route_headers(self, decision: Decision) -> list[tuple[bytes, bytes]]:
+        """:func:`route_headers` as ASGI header pairs, built once per decision (the engine
+        memoises decisions, so a handful serve all traffic). Callers copy before adding."""
+        raw = self._raw_headers.get(decision)
+        if raw is None:
+            if len(self._raw_headers) >= _HEADER_CACHE:
+                self._raw_headers.clear()
+            raw = [(k.encode(), v.encode()) for k, v in route_headers(decision).items()]
+            self._raw_headers[decision] = raw
+        return raw
 
     @classmethod
     def build(cls, engine: Any, policy: Policy, settings: ServerSettings) -> Gateway:

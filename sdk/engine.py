@@ -281,7 +281,7 @@ class Engine:
         decision = self.explain(request, task_hint)
         completion, decision = await self._with_fallback(decision, lambda b: b.complete(request))
         completion, decision = await self._escalate(request, completion, decision)
-        completion.bitrate = decision.to_meta()
+        completion.set_extra("bitrate", decision.to_meta())
         return completion, decision
 
     async def stream(self, request: ChatRequest, task_hint: str | None = None) -> RoutedStream:

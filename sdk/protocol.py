@@ -13,6 +13,7 @@ import time
 import uuid
 from typing import Annotated, Any, Literal
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 __all__ = [
@@ -35,6 +36,17 @@ class _Wire(BaseModel):
     """Base for wire objects: unknown fields are kept, not rejected."""
 
     model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    def set_extra(self, name: str, value: Any) -> None:
+        """Set an extra (undeclared) field, as ``obj.name = value`` would, but straight into
+        ``model_extra``: pydantic's assignment path costs ~4 us, on every proxied answer."""
+        if name in type(self).__pydantic_fields__:
+            raise AttributeError(f"{name!r} is a declared field; assign it normally")
+        extra = self.__pydantic_extra__
+        if extra is None:  # (never for these models: extra="allow")
+            setattr(self, name, value)
+        else:
+            extra[name] = value
 
 
 # --------------------------------------------------------------------- request
@@ -248,6 +260,21 @@ class ChatRequest(_Wire):
         body.pop("bitrate", None)
         body["model"] = model
         return body
+
+    def upstream_json(self, model: str, *, stream: bool) -> bytes:
+        """:meth:`upstream_body` encoded, with ``stream`` forced and ``stream_options`` kept only
+        on a stream (OpenAI rejects it otherwise): one pass in pydantic-core, straight to bytes
+        (a third of the cost of dumping to a dict and encoding that)."""
+        exclude = _UPSTREAM_OWN if stream else _UPSTREAM_OWN_PLAIN
+        rest = _request_json(self, exclude_unset=True, by_alias=True, exclude=exclude)
+        head = b'{"model":%s,"stream":%s' % (orjson.dumps(model), b"true" if stream else b"false")
+        return head + b"}" if rest == b"{}" else head + b"," + rest[1:]
+
+
+_request_json = ChatRequest.__pydantic_serializer__.to_json
+_UPSTREAM_OWN = {"bitrate", "model", "stream"}
+"""Fields :meth:`ChatRequest.upstream_json` writes itself (or drops: ``bitrate``)."""
+_UPSTREAM_OWN_PLAIN = {*_UPSTREAM_OWN, "stream_options"}
 
 
 # -------------------------------------------------------------------- response

@@ -26,11 +26,10 @@ never appears in errors, reprs or logs.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import httpx
 from pydantic import SecretStr
@@ -121,15 +120,26 @@ def _translate(exc: Exception, backend: str, config: OpenAIConfig, secret: str |
     return translated
 
 
-@contextlib.contextmanager
-def translate_errors(backend: str, config: OpenAIConfig, secret: str | None = None) -> Iterator[None]:
-    """The one boundary where transport exceptions (aiohttp, httpx, OS) become :mod:`sdk.errors`."""
-    try:
-        yield
-    except Exception as exc:  # the boundary: transport errors are translated, anything else re-raised as is
-        translated = _translate(exc, backend, config, secret)
+class translate_errors:  # noqa: N801 - used like the function it was: ``with translate_errors(...)``
+    """The one boundary where transport exceptions (aiohttp, httpx, OS) become :mod:`sdk.errors`.
+
+    A plain class, not ``@contextmanager``: it is entered a few times per call on the hot path,
+    and a generator-based manager costs several times more to enter and leave."""
+
+    __slots__ = ("backend", "config", "secret")
+
+    def __init__(self, backend: str, config: OpenAIConfig, secret: str | None = None):
+        self.backend, self.config, self.secret = backend, config, secret
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> bool:
+        if not isinstance(exc, Exception):  # none, or cancellation and exits: not ours to translate
+            return False
+        translated = _translate(exc, self.backend, self.config, self.secret)
         if translated is None:
-            raise
+            return False  # a foreign exception goes on as it is
         raise translated from exc
 
 
@@ -156,6 +166,11 @@ class OpenAIBackend(Backend):
         self._api_key = read_api_key(config)
         self._httpx_pool = transport
         self._wire: Transport | None = None
+        secret = self._secret
+        self._translator = translate_errors(name, config, secret)  # stateless: one for every call
+        self._headers = {  # built once; every client copies them into its own structure
+            stream: build_headers(config, secret, stream=stream) for stream in (False, True)
+        }
 
     def __repr__(self) -> str:
         cfg = self.config
@@ -172,12 +187,15 @@ class OpenAIBackend(Backend):
             self._wire = make_transport(self.config, self._httpx_pool)
         return self._wire
 
-    def _errors(self) -> contextlib.AbstractContextManager[None]:
-        return translate_errors(self.name, self.config, self._secret)
+    def _prepare(self, request: ChatRequest, *, stream: bool) -> PreparedRequest:
+        return build_request(self.config, request, self._secret, stream=stream, headers=self._headers[stream])
+
+    def _errors(self) -> translate_errors:
+        return self._translator
 
     async def complete(self, request: ChatRequest) -> ChatCompletion:
         """Answer in one piece; retries per :mod:`sdk.backends.retry`."""
-        prepared = build_request(self.config, request, self._secret, stream=False)
+        prepared = self._prepare(request, stream=False)
         return await self.retry.call(self._complete_once, prepared)
 
     async def _complete_once(self, prepared: PreparedRequest) -> ChatCompletion:
@@ -195,7 +213,7 @@ class OpenAIBackend(Backend):
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[ChatCompletionChunk]:
         """Answer as chunks. Opening (status, headers) is retried; a failure after that raises."""
-        prepared = build_request(self.config, request, self._secret, stream=True)
+        prepared = self._prepare(request, stream=True)
         reply = await self.retry.call(self._open_stream, prepared)
         try:
             async for chunk in iter_chunks(self._body(reply), self.name, secret=self._secret):

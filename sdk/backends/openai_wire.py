@@ -18,7 +18,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 from pydantic import ValidationError
 
 from sdk.backends.config import OpenAIConfig
@@ -80,28 +79,24 @@ def build_headers(config: OpenAIConfig, api_key: str | None, *, stream: bool) ->
 
 
 def build_request(
-    config: OpenAIConfig, request: ChatRequest, api_key: str | None, *, stream: bool
+    config: OpenAIConfig,
+    request: ChatRequest,
+    api_key: str | None,
+    *,
+    stream: bool,
+    headers: dict[str, str] | None = None,
 ) -> PreparedRequest:
     """``POST {base_url}/chat/completions`` for ``request``, with the backend's model name.
 
     Unknown request fields pass through; ``stream`` is forced to match the call,
     and ``stream_options`` is dropped from a non-streaming call (OpenAI rejects it).
+    ``headers``: what :func:`build_headers` gives for these arguments, when the caller
+    keeps them (a backend builds its two sets once).
     """
-    body = request.upstream_body(config.model)
-    body["stream"] = stream
-    if not stream:
-        body.pop("stream_options", None)
-    content = _encode(body)
-    headers = build_headers(config, api_key, stream=stream)
+    content = request.upstream_json(config.model, stream=stream)
+    if headers is None:
+        headers = build_headers(config, api_key, stream=stream)
     return PreparedRequest("POST", endpoint(config, "chat/completions"), headers, content)
-
-
-def _encode(body: dict[str, Any]) -> bytes:
-    """Compact UTF-8 JSON; orjson (~10x faster) unless a value is outside its range (ints > 64 bit)."""
-    try:
-        return orjson.dumps(body)
-    except TypeError:  # orjson.JSONEncodeError
-        return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def redact(text: str, secret: str | None) -> str:
