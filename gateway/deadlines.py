@@ -32,7 +32,7 @@ class Deadlines:
     async def run(self, limit: float, call: Awaitable[T]) -> T:
         """Await ``call`` for at most ``limit`` seconds (``TimeoutError`` past it)."""
         task = asyncio.current_task()
-        if task is None:  # not in a task: nothing to cancel, so fall back to a timer
+        if task is None or task in self._due:  # no task to cancel, or one deadline in it already
             async with asyncio.timeout(limit):
                 return await call
         loop = asyncio.get_running_loop()

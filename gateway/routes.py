@@ -104,6 +104,7 @@ async def _stream(gw: Gateway, chat: ChatRequest, hint: str | None, started: flo
         timeout=gw.settings.request_timeout,
         started=started,
         on_close=gw.stream_closed,
+        deadlines=gw.deadlines,
     )
 
 

@@ -25,6 +25,7 @@ from typing import Any, Protocol
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from gateway.deadlines import Deadlines
 from gateway.errors import encode_error, status_of
 from sdk.decision import Decision
 from sdk.errors import BackendTimeout, BitrateError, InternalError
@@ -53,7 +54,7 @@ class RoutedChunks(Protocol):
 
     decision: Decision
 
-    def __aiter__(self) -> Any: ...
+    def batches(self) -> Any: ...
 
     async def aclose(self) -> None: ...
 
@@ -91,6 +92,7 @@ class SSEResponse(Response):
         timeout: float,
         started: float,
         on_close: Callable[[SSEResponse], None],
+        deadlines: Deadlines | None = None,
     ):
         self.status_code = 200
         self.background = None
@@ -103,6 +105,7 @@ class SSEResponse(Response):
         self.started = started
         self._timeout = timeout
         self._on_close = on_close
+        self._deadlines = deadlines or Deadlines()
         self._disconnected = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -141,8 +144,7 @@ class SSEResponse(Response):
     async def _pump_within_deadline(self, send: Send) -> None:
         remaining = self._timeout - (time.perf_counter() - self.started)
         try:
-            async with asyncio.timeout(remaining):
-                await self._pump(send)
+            await self._deadlines.run(remaining, self._pump(send))
         except TimeoutError:
             if self.state is StreamState.STREAMING:
                 route = self.routed.decision.target
@@ -152,10 +154,12 @@ class SSEResponse(Response):
 
     async def _pump(self, send: Send) -> None:
         try:
-            async for chunk in self.routed:
-                if chunk.usage is not None:
-                    self.usage = chunk.usage
-                await send({"type": "http.response.body", "body": chunk_event(chunk), "more_body": True})
+            async for batch in self.routed.batches():  # what arrived together goes out in one write
+                for chunk in batch:
+                    if chunk.usage is not None:
+                        self.usage = chunk.usage
+                body = b"".join([chunk_event(chunk) for chunk in batch])
+                await send({"type": "http.response.body", "body": body, "more_body": True})
                 if self.first_chunk_at is None:
                     self.first_chunk_at = time.perf_counter()
         except BitrateError as exc:

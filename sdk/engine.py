@@ -292,7 +292,7 @@ class Engine:
         checks = self._applicable_checks(request, decision)
         if not checks:
             (head, tail), decision = await self._with_fallback(decision, lambda b: open_stream(b, request))
-            return RoutedStream(decision, head, tail, **_stream_shape(request))
+            return RoutedStream(decision, head, batches=tail, **_stream_shape(request))
         try:
             chunks = await self._run(decision.target, lambda b: buffer_stream(b, request))
         except BackendError as exc:
@@ -303,7 +303,7 @@ class Engine:
                 return RoutedStream(decision, chunks, **_stream_shape(request))
             decision = self._escalated(decision, failed)
         head, tail = await self._run(decision.target, lambda b: open_stream(b, request))
-        return RoutedStream(decision, head, tail, **_stream_shape(request))
+        return RoutedStream(decision, head, batches=tail, **_stream_shape(request))
 
     # ------------------------------------------------------------------ internals
 

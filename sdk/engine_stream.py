@@ -22,7 +22,6 @@ A failure after the first chunk raises the backend's ``BackendError`` from the i
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from typing import Literal
 
@@ -36,7 +35,7 @@ __all__ = ["RoutedStream", "buffer_stream", "chunk_texts", "open_stream"]
 State = Literal["ready", "streaming", "done", "closed"]
 
 
-async def _close(iterator: AsyncIterator[ChatCompletionChunk] | None) -> None:
+async def _close(iterator: AsyncIterator | None) -> None:
     aclose = getattr(iterator, "aclose", None)
     if aclose is not None:
         await aclose()
@@ -44,10 +43,11 @@ async def _close(iterator: AsyncIterator[ChatCompletionChunk] | None) -> None:
 
 async def open_stream(
     backend: Backend, request: ChatRequest
-) -> tuple[list[ChatCompletionChunk], AsyncIterator[ChatCompletionChunk] | None]:
-    """Start ``backend``'s stream and pull its first chunk: ``([first], rest)``, or ``([], None)``
-    for an empty stream. A failure before the first chunk raises here (and closes the stream)."""
-    iterator = aiter(backend.stream(request))
+) -> tuple[list[ChatCompletionChunk], AsyncIterator[list[ChatCompletionChunk]] | None]:
+    """Start ``backend``'s stream and pull its first batch (the chunks of the first read):
+    ``(first, rest)`` with ``rest`` the later batches, or ``([], None)`` for an empty stream.
+    A failure before the first chunk raises here (and closes the stream)."""
+    iterator = aiter(backend.stream_batches(request))
     try:
         first = await anext(iterator)
     except StopAsyncIteration:
@@ -55,7 +55,16 @@ async def open_stream(
     except BaseException:
         await _close(iterator)
         raise
-    return [first], iterator
+    return first, iterator
+
+
+async def _singletons(chunks: AsyncIterator[ChatCompletionChunk]) -> AsyncIterator[list[ChatCompletionChunk]]:
+    """A chunk-by-chunk stream as batches of one; closing it closes ``chunks``."""
+    try:
+        async for chunk in chunks:
+            yield [chunk]
+    finally:
+        await _close(chunks)
 
 
 async def buffer_stream(backend: Backend, request: ChatRequest) -> list[ChatCompletionChunk]:
@@ -88,10 +97,13 @@ def chunk_texts(chunks: Sequence[ChatCompletionChunk]) -> list[str]:
 
 class RoutedStream:
     """A routed streaming answer. ``decision`` is final; ``async for chunk in stream`` yields the
-    chunks as they arrive, one of them carrying ``bitrate`` (``decision.to_meta()``, see above).
+    chunks as they arrive, one of them carrying ``bitrate`` (``decision.to_meta()``, see above);
+    ``stream.batches()`` yields the same chunks grouped as they arrived (``head`` first).
 
-    ``choices`` is how many choices the request asked for (``n``); ``usage`` whether it asked
-    for a final usage chunk (``stream_options.include_usage``)."""
+    ``tail`` is the rest of the stream chunk by chunk, or ``batches`` the rest as lists of
+    chunks (what :func:`open_stream` returns). ``choices`` is how many choices the request
+    asked for (``n``); ``usage`` whether it asked for a final usage chunk
+    (``stream_options.include_usage``)."""
 
     def __init__(
         self,
@@ -99,14 +111,17 @@ class RoutedStream:
         head: Sequence[ChatCompletionChunk],
         tail: AsyncIterator[ChatCompletionChunk] | None = None,
         *,
+        batches: AsyncIterator[list[ChatCompletionChunk]] | None = None,
         choices: int = 1,
         usage: bool = False,
     ):
         self.decision = decision
         """Where the answer comes from and why."""
-        self._head = deque(head)
-        self._tail = tail
-        self._gen: AsyncGenerator[ChatCompletionChunk, None] | None = None
+        self._head = list(head)
+        if batches is None and tail is not None:
+            batches = _singletons(tail)
+        self._tail = batches
+        self._gens: list[AsyncGenerator] = []
         self._choices = choices
         self._usage = usage
         self._finished: set[int] = set()
@@ -114,16 +129,28 @@ class RoutedStream:
         """``ready``, ``streaming``, ``done`` or ``closed``."""
 
     def __aiter__(self) -> AsyncIterator[ChatCompletionChunk]:
-        if self._gen is None:
-            self._gen = self._iterate()
-        return self._gen
+        if not self._gens:
+            self._gens = [self._iterate(), self._flat()]
+        return self._gens[-1]
 
-    async def _chunks(self) -> AsyncIterator[ChatCompletionChunk]:
-        while self._head:
-            yield self._head.popleft()
-        if self._tail is not None:
-            async for chunk in self._tail:
+    def batches(self) -> AsyncIterator[list[ChatCompletionChunk]]:
+        """The chunks, a list per arrival (iterate either this or the stream itself, once)."""
+        if not self._gens:
+            self._gens = [self._iterate()]
+        return self._gens[0]
+
+    async def _flat(self) -> AsyncGenerator[ChatCompletionChunk, None]:
+        async for batch in self._gens[0]:
+            for chunk in batch:
                 yield chunk
+
+    async def _raw_batches(self) -> AsyncIterator[list[ChatCompletionChunk]]:
+        head, self._head = self._head, []
+        if head:
+            yield head
+        if self._tail is not None:
+            async for batch in self._tail:
+                yield batch
 
     def _ends_answer(self, chunk: ChatCompletionChunk) -> bool:
         """True for the chunk ``bitrate`` rides on (see the module docstring)."""
@@ -134,22 +161,25 @@ class RoutedStream:
                 self._finished.add(choice.index)
         return len(self._finished) >= self._choices
 
-    async def _iterate(self) -> AsyncGenerator[ChatCompletionChunk, None]:
+    async def _iterate(self) -> AsyncGenerator[list[ChatCompletionChunk], None]:
         if self.state != "ready":
             raise InternalError(f"a routed stream can be iterated once (state: {self.state})")
         self.state = "streaming"
         tagged, last = False, None
         try:
-            async for chunk in self._chunks():
-                if not tagged and self._ends_answer(chunk):
-                    chunk.bitrate = self.decision.to_meta()
-                    tagged = True
-                last = chunk
-                yield chunk
+            async for batch in self._raw_batches():
+                if not tagged:
+                    for chunk in batch:
+                        if self._ends_answer(chunk):
+                            chunk.set_extra("bitrate", self.decision.to_meta())
+                            tagged = True
+                            break
+                last = batch[-1]
+                yield batch
         finally:
             await self._finish()
         if last is not None and not tagged:
-            yield _meta_chunk(last, self.decision)
+            yield [_meta_chunk(last, self.decision)]
 
     async def _finish(self) -> None:
         tail, self._tail = self._tail, None
@@ -159,10 +189,10 @@ class RoutedStream:
 
     async def aclose(self) -> None:
         """Stop: cancel the backend's generation and drop what is left."""
-        self._head.clear()
+        self._head = []
         self.state = "closed"
-        gen, self._gen = self._gen, None
-        if gen is not None:
+        gens, self._gens = self._gens, []
+        for gen in reversed(gens):  # the flattening one first: it iterates the other
             await gen.aclose()
         await self._finish()
 

@@ -5,7 +5,8 @@ and answers with wire objects, raising only :mod:`sdk.errors` classes:
 ``RequestError`` when the request cannot be served by this backend (e.g. an
 image part for a text-only local model), ``BackendError`` subclasses when the
 backend fails. ``stream`` yields chunks; once the first chunk is out, a failure
-raises from the iterator and is never retried.
+raises from the iterator and is never retried. ``stream_batches`` groups the same
+chunks by arrival.
 """
 
 from __future__ import annotations
@@ -32,6 +33,19 @@ class Backend(abc.ABC):
     def stream(self, request: ChatRequest) -> AsyncIterator[ChatCompletionChunk]:
         """Answer ``request`` as chunks. With ``stream_options.include_usage`` the
         last chunk carries ``usage`` and no choices."""
+
+    async def stream_batches(self, request: ChatRequest) -> AsyncIterator[list[ChatCompletionChunk]]:
+        """:meth:`stream`'s chunks grouped as they arrived (a list per network read), so a
+        proxy can forward what came together in one write. Here one chunk a list; HTTP
+        backends override it. Closing it closes the stream."""
+        chunks = aiter(self.stream(request))
+        try:
+            async for chunk in chunks:
+                yield [chunk]
+        finally:
+            aclose = getattr(chunks, "aclose", None)
+            if aclose is not None:
+                await aclose()
 
     @abc.abstractmethod
     async def health(self) -> bool:

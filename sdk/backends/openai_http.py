@@ -49,7 +49,7 @@ from sdk.backends.openai_wire import (
     truncate,
 )
 from sdk.backends.retry import RetryPolicy
-from sdk.backends.sse import iter_chunks
+from sdk.backends.sse import iter_chunk_batches
 from sdk.backends.transports import Reply, Transport, make_transport
 from sdk.errors import BackendError, BackendTimeout, BackendUnavailable, ConfigError
 from sdk.protocol import ChatCompletion, ChatCompletionChunk, ChatRequest
@@ -213,11 +213,21 @@ class OpenAIBackend(Backend):
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[ChatCompletionChunk]:
         """Answer as chunks. Opening (status, headers) is retried; a failure after that raises."""
+        batches = self.stream_batches(request)
+        try:
+            async for batch in batches:
+                for chunk in batch:
+                    yield chunk
+        finally:
+            await batches.aclose()
+
+    async def stream_batches(self, request: ChatRequest) -> AsyncIterator[list[ChatCompletionChunk]]:
+        """:meth:`stream`'s chunks, a list per network read."""
         prepared = self._prepare(request, stream=True)
         reply = await self.retry.call(self._open_stream, prepared)
         try:
-            async for chunk in iter_chunks(self._body(reply), self.name, secret=self._secret):
-                yield chunk
+            async for batch in iter_chunk_batches(self._body(reply), self.name, secret=self._secret):
+                yield batch
         finally:
             await reply.aclose()  # early close drops the connection: the upstream stops generating
 

@@ -7,7 +7,8 @@ across two reads. It follows the WHATWG event-stream rules: lines end in
 event are joined with ``\\n``; a blank line dispatches the event; an event still
 open when the stream ends is discarded.
 
-:func:`iter_chunks` turns an OpenAI stream into chunks: every ``data`` payload is
+:func:`iter_chunk_batches` turns an OpenAI stream into chunks, grouped by the network
+read they came in (:func:`iter_chunks`: one at a time): every ``data`` payload is
 one :class:`~sdk.protocol.ChatCompletionChunk`, ``[DONE]`` ends it, an ``error``
 payload raises, and a stream that ends without ``[DONE]`` raises
 ``BackendError`` "stream truncated" (code ``stream_truncated``).
@@ -24,7 +25,7 @@ from sdk.backends.openai_wire import parse_chunk
 from sdk.errors import BackendError
 from sdk.protocol import ChatCompletionChunk
 
-__all__ = ["DONE", "SSEDecoder", "SSEEvent", "iter_chunks"]
+__all__ = ["DONE", "SSEDecoder", "SSEEvent", "iter_chunk_batches", "iter_chunks"]
 
 DONE = "[DONE]"
 """The data payload that ends an OpenAI stream."""
@@ -98,22 +99,63 @@ class SSEDecoder:
         return SSEEvent("\n".join(data), event or "message", self._last_id, retry)
 
 
-async def iter_chunks(
+async def iter_chunk_batches(
     source: AsyncIterable[bytes], backend: str, *, secret: str | None = None
-) -> AsyncIterator[ChatCompletionChunk]:
-    """The chunks of an OpenAI stream read from ``source`` (raw body bytes); ``secret``
-    (the API key) is redacted from any error event the upstream sends.
+) -> AsyncIterator[list[ChatCompletionChunk]]:
+    """The chunks of an OpenAI stream read from ``source`` (raw body bytes), a list per read:
+    the chunks that arrived together stay together, so a proxy can forward them in one write.
+    ``secret`` (the API key) is redacted from any error event the upstream sends.
 
-    Stops at ``[DONE]`` without reading further; the caller closes the source.
+    Stops at ``[DONE]`` without reading further; the caller closes the source. An error event
+    raises after the good chunks of the same read were yielded.
     """
     decoder = SSEDecoder()
     async for raw in source:
-        for event in decoder.feed(raw):
-            if event.data.strip() == DONE:
-                return
-            yield parse_chunk(event.data, backend, event=event.event, secret=secret)
-    for event in decoder.close():
-        if event.data.strip() == DONE:
+        batch: list[ChatCompletionChunk] = []
+        try:
+            done = _parse_into(batch, decoder.feed(raw), backend, secret)
+        except BackendError:
+            if batch:
+                yield batch
+            raise
+        if batch:
+            yield batch
+        if done:
             return
-        yield parse_chunk(event.data, backend, event=event.event, secret=secret)
-    raise BackendError("stream truncated: it ended without [DONE]", backend=backend, code="stream_truncated")
+    batch = []
+    try:
+        done = _parse_into(batch, decoder.close(), backend, secret)
+    except BackendError:
+        if batch:
+            yield batch
+        raise
+    if batch:
+        yield batch
+    if not done:
+        raise BackendError(
+            "stream truncated: it ended without [DONE]", backend=backend, code="stream_truncated"
+        )
+
+
+def _parse_into(
+    batch: list[ChatCompletionChunk], events: list[SSEEvent], backend: str, secret: str | None
+) -> bool:
+    """Append the chunks of ``events`` to ``batch``; True when ``[DONE]`` came (the rest is ignored)."""
+    for event in events:
+        if event.data.strip() == DONE:
+            return True
+        batch.append(parse_chunk(event.data, backend, event=event.event, secret=secret))
+    return False
+
+
+async def iter_chunks(
+    source: AsyncIterable[bytes], backend: str, *, secret: str | None = None
+) -> AsyncIterator[ChatCompletionChunk]:
+    """:func:`iter_chunk_batches`, one chunk at a time."""
+    batches = iter_chunk_batches(source, backend, secret=secret)
+    try:
+        async for batch in batches:
+            for chunk in batch:
+                yield chunk
+    finally:
+        await batches.aclose()

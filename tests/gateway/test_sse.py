@@ -97,3 +97,28 @@ async def test_deadline_ends_the_stream_with_a_timeout_event():
     response, _closed, _sent, body = await _run(tail, timeout=0.2)
     assert response.state is StreamState.FAILED and response.status == 504
     assert b'"timeout_error"' in body and b"[DONE]" not in body and tail.closed
+
+
+async def test_chunks_that_arrived_together_go_out_in_one_write():
+    async def batches() -> AsyncIterator[list[ChatCompletionChunk]]:
+        yield [_chunk("b"), _chunk("c"), _chunk("d")]
+        yield [_chunk(usage=Usage(prompt_tokens=1, completion_tokens=3, total_tokens=4))]
+
+    routed = RoutedStream(DECISION, [_chunk("a")], batches=batches(), usage=True)
+    response = SSEResponse(
+        routed, headers={}, timeout=30.0, started=time.perf_counter(), on_close=lambda r: None
+    )
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        await asyncio.Event().wait()
+        return {}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    await response({"type": "http"}, receive, send)
+    bodies = [m["body"] for m in sent[1:]]
+    assert [b.count(b"data: ") for b in bodies] == [1, 3, 1, 1]  # a | b c d | usage | [DONE]
+    assert json.loads(bodies[2][len("data: ") :])["bitrate"]["route"] == "auto"
+    assert response.usage is not None and response.usage.completion_tokens == 3

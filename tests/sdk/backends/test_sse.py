@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sdk.backends.sse import SSEDecoder, SSEEvent, iter_chunks
+from sdk.backends.sse import SSEDecoder, SSEEvent, iter_chunk_batches, iter_chunks
 from sdk.errors import BackendError, UpstreamStatusError
 
 
@@ -126,3 +126,22 @@ async def test_unknown_chunk_fields_survive():
     body = f"data: {chunk_json('a', service_tier='flex')}\n\ndata: [DONE]\n\n".encode()
     chunks = [c async for c in iter_chunks(source(body), "up")]
     assert chunks[0].model_extra == {"service_tier": "flex"}
+
+
+async def test_batches_keep_the_chunks_of_one_read_together():
+    one_read = f"data: {chunk_json('a')}\n\ndata: {chunk_json('b')}\n\n".encode()
+    split = f"data: {chunk_json('c')}\n\nda".encode(), f"ta: {chunk_json('d')}\n\ndata: [DONE]\n\n".encode()
+    batches = [
+        [c.choices[0].delta.content for c in batch]
+        async for batch in iter_chunk_batches(source(one_read, *split), "up")
+    ]
+    assert batches == [["a", "b"], ["c"], ["d"]]
+
+
+async def test_an_error_event_comes_after_the_good_chunks_of_its_read():
+    read = f'data: {chunk_json("a")}\n\ndata: {{"error": {{"message": "boom"}}}}\n\n'.encode()
+    seen: list[str] = []
+    with pytest.raises(BackendError, match="boom"):
+        async for batch in iter_chunk_batches(source(read), "up"):
+            seen += [c.choices[0].delta.content for c in batch]
+    assert seen == ["a"]
