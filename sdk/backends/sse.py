@@ -16,10 +16,8 @@ payload raises, and a stream that ends without ``[DONE]`` raises
 
 from __future__ import annotations
 
-import codecs
-import re
 from collections.abc import AsyncIterable, AsyncIterator
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from sdk.backends.openai_wire import parse_chunk
 from sdk.errors import BackendError
@@ -30,12 +28,9 @@ __all__ = ["DONE", "SSEDecoder", "SSEEvent", "iter_chunk_batches", "iter_chunks"
 DONE = "[DONE]"
 """The data payload that ends an OpenAI stream."""
 
-_LINE_END = re.compile(r"\r\n|\r|\n")
 
-
-@dataclass(frozen=True)
-class SSEEvent:
-    """One dispatched event."""
+class SSEEvent(NamedTuple):
+    """One dispatched event (a named tuple: a frozen dataclass cost ~1.5 us to build)."""
 
     data: str
     """The ``data`` lines joined with ``\\n``."""
@@ -48,46 +43,62 @@ class SSEEvent:
 
 
 class SSEDecoder:
-    """Incremental event-stream decoder: ``feed`` bytes, get the events they complete."""
+    """Incremental event-stream decoder: ``feed`` bytes, get the events they complete.
+
+    Works on bytes (UTF-8 is decoded per finished event: a ``\n`` or ``\r`` byte is never
+    part of a multi-byte character, so a character split across reads is safe); a chunk
+    without ``\r`` takes one ``split`` and no regular expression (~5x cheaper per event)."""
 
     def __init__(self) -> None:
-        self._utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        self._pending = ""  # an unfinished line (or a lone trailing "\r")
-        self._data: list[str] = []
+        self._pending = b""  # an unfinished line (or a lone trailing "\r")
+        self._data: list[bytes] = []
         self._event = ""
         self._retry: int | None = None
         self._last_id: str | None = None
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
         """Decode ``chunk``; return the events whose blank line it completed."""
-        text = self._pending + self._utf8.decode(chunk)
-        # A trailing "\r" may be the first half of "\r\n": keep it for the next read.
-        lines = _LINE_END.split(text[:-1] if text.endswith("\r") else text)
-        self._pending = lines.pop() + ("\r" if text.endswith("\r") else "")
-        events = [self._line(line) for line in lines]
-        return [e for e in events if e is not None]
+        text = self._pending + chunk
+        held = b""
+        if b"\r" in text:
+            if text.endswith(b"\r"):  # may be the first half of "\r\n": keep it for the next read
+                text, held = text[:-1], b"\r"
+            text = text.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        lines = text.split(b"\n")
+        self._pending = lines.pop() + held
+        events = []
+        for line in lines:
+            event = self._line(line)
+            if event is not None:
+                events.append(event)
+        return events
 
     def close(self) -> list[SSEEvent]:
         """End of stream: a final ``\\r`` ends its line; an undispatched event is dropped."""
-        text = self._pending + self._utf8.decode(b"", final=True)
-        self._pending = ""
-        events = [self._line(line) for line in _LINE_END.split(text)[:-1]]
+        text, self._pending = self._pending, b""
+        if text.endswith(b"\r"):
+            text = text[:-1] + b"\n"
+        lines = text.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n")[:-1]
+        events = [self._line(line) for line in lines]
         return [e for e in events if e is not None]
 
-    def _line(self, line: str) -> SSEEvent | None:
+    def _line(self, line: bytes) -> SSEEvent | None:
         if not line:
             return self._dispatch()
-        if line.startswith(":"):
+        if line.startswith(b"data:"):  # nearly every line: skip the general parse
+            self._data.append(line[6:] if line.startswith(b"data: ") else line[5:])
+            return None
+        if line.startswith(b":"):
             return None  # comment (keep-alive pings)
-        name, _, value = line.partition(":")
-        value = value[1:] if value.startswith(" ") else value
-        if name == "data":
+        name, _, value = line.partition(b":")
+        value = value[1:] if value.startswith(b" ") else value
+        if name == b"data":
             self._data.append(value)
-        elif name == "event":
-            self._event = value
-        elif name == "id" and "\0" not in value:
-            self._last_id = value
-        elif name == "retry" and value.isdigit():
+        elif name == b"event":
+            self._event = value.decode("utf-8", errors="replace")
+        elif name == b"id" and b"\0" not in value:
+            self._last_id = value.decode("utf-8", errors="replace")
+        elif name == b"retry" and value.isdigit():
             self._retry = int(value)
         return None  # unknown fields are ignored, as the spec says
 
@@ -96,7 +107,8 @@ class SSEDecoder:
         self._data, self._event, self._retry = [], "", None
         if not data:
             return None
-        return SSEEvent("\n".join(data), event or "message", self._last_id, retry)
+        text = (data[0] if len(data) == 1 else b"\n".join(data)).decode("utf-8", errors="replace")
+        return SSEEvent(text, event or "message", self._last_id, retry)
 
 
 async def iter_chunk_batches(
