@@ -228,6 +228,7 @@ class OpenAIBackend(Backend):
         try:
             async for batch in iter_chunk_batches(self._body(reply), self.name, secret=self._secret):
                 yield batch
+            await reply.finish()  # [DONE] came: read the chunked terminator, keep the connection
         finally:
             await reply.aclose()  # early close drops the connection: the upstream stops generating
 

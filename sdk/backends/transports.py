@@ -16,6 +16,7 @@ Neither translates errors: the backend does that at one boundary
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Protocol
 
@@ -44,6 +45,12 @@ class Reply(Protocol):
         """The body as it arrives (decoded)."""
         ...
 
+    async def finish(self) -> None:
+        """Read what is left of the body (a stream's last bytes after ``[DONE]``: the chunked
+        terminator), at most :data:`FINISH_BYTES` within :data:`FINISH_SECONDS`, so the
+        connection goes back to the pool instead of being dropped. Never raises."""
+        ...
+
     async def aclose(self) -> None:
         """Stop reading. Before the end of the body this drops the connection (the upstream
         stops generating); after it, nothing."""
@@ -66,6 +73,25 @@ class Transport(Protocol):
         ...
 
 
+FINISH_BYTES = 65536
+"""Most bytes :meth:`Reply.finish` reads after a stream's end to keep its connection."""
+FINISH_SECONDS = 1.0
+"""Longest :meth:`Reply.finish` waits for them (else the connection is dropped, as before)."""
+
+
+async def _drain(parts: AsyncIterator[bytes]) -> None:
+    """Read ``parts`` to the end within the limits above; give up quietly past them."""
+    read = 0
+    try:
+        async with asyncio.timeout(FINISH_SECONDS):
+            async for part in parts:
+                read += len(part)
+                if read > FINISH_BYTES:
+                    return
+    except Exception:  # noqa: BLE001 - best effort: the caller closes the reply either way
+        return
+
+
 # ---------------------------------------------------------------------- aiohttp
 
 
@@ -80,9 +106,12 @@ class _AiohttpReply:
     async def read(self) -> bytes:
         return await self._response.read()
 
-    async def chunks(self) -> AsyncIterator[bytes]:
-        async for part in self._response.content.iter_any():
-            yield part
+    def chunks(self) -> AsyncIterator[bytes]:
+        return self._response.content.iter_any()
+
+    async def finish(self) -> None:
+        if not self._response.content.at_eof():
+            await _drain(self._response.content.iter_any())
 
     async def aclose(self) -> None:
         self._response.close()  # after the body's end the connection is already back in the pool
@@ -139,12 +168,13 @@ class AiohttpTransport:
 
 
 class _HttpxReply:
-    __slots__ = ("_response", "headers", "status")
+    __slots__ = ("_parts", "_response", "headers", "status")
 
     def __init__(self, response: httpx.Response) -> None:
         self._response = response
         self.status = response.status_code
         self.headers: Mapping[str, str] = response.headers
+        self._parts: AsyncIterator[bytes] | None = None  # httpx's body iterator can start once
 
     def _encoded(self) -> bool:
         return self._response.headers.get("content-encoding", "identity").lower() != "identity"
@@ -155,10 +185,14 @@ class _HttpxReply:
             return await response.aread()  # (a mock transport may hand back a response already read)
         return b"".join([part async for part in response.aiter_raw()])  # past httpx's decoder chain
 
-    async def chunks(self) -> AsyncIterator[bytes]:
-        parts = self._response.aiter_bytes() if self._encoded() else self._response.aiter_raw()
-        async for part in parts:
-            yield part
+    def chunks(self) -> AsyncIterator[bytes]:
+        if self._parts is None:
+            response = self._response
+            self._parts = response.aiter_bytes() if self._encoded() else response.aiter_raw()
+        return self._parts
+
+    async def finish(self) -> None:
+        await _drain(self.chunks())  # goes on where the reader stopped
 
     async def aclose(self) -> None:
         await self._response.aclose()

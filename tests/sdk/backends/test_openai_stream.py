@@ -117,3 +117,14 @@ async def test_an_unstarted_stream_sends_nothing(backend, server):
     stream = backend.stream(chat())
     await stream.aclose()
     assert server.chat_requests == []
+
+
+async def test_a_finished_stream_gives_its_connection_back(backend, server):
+    # [DONE] and the chunked body's terminator come apart (Drip pauses between them): the
+    # backend reads the terminator instead of dropping the connection after [DONE].
+    server.script(*[Drip(delay=0.02, text="three short words") for _ in range(3)])
+    for _ in range(3):
+        chunks: list[ChatCompletionChunk] = []
+        await drain(backend, chat(), chunks)
+        assert text(chunks) == "three short words"
+    assert server.connections == 1
