@@ -1,7 +1,8 @@
 """What a gateway adds: bitrate vs a bare Python pass-through vs LiteLLM, one run, same load.
 
 An nginx fake upstream answers instantly (fixed completion, fixed SSE stream), wrk
-drives each path in turn, alternating over rounds so drift on this shared machine
+drives each path in turn, the paths taking turns on every measurement (mode x
+concurrency, the order reversed every other round) so drift on this shared machine
 hits every path alike:
 
 - ``direct``: wrk straight to nginx (the floor of the setup);
@@ -44,6 +45,8 @@ BENCH = ROOT / "bench"
 LITELLM = BENCH / ".litellm-venv" / "bin" / "litellm"
 PROMPT = "Say: the quick brown fox"
 MODES = ("json", "sse", "drip")
+MAX_CONNS = 64
+"""wrk connections for the maximum requests/s (and the CPU time per request)."""
 """Upstream paths: a fixed completion, a fixed SSE body (both nginx), the drip stream."""
 
 
@@ -268,15 +271,14 @@ def run_wrk(url: str, payload: str, conns: int, duration: float) -> dict:
     return {"p50": lat.get("50"), "p99": lat.get("99"), "rps": rps, "requests": reqs, "errors": nerr}
 
 
-def measure(target: Target, mode: str, duration: float) -> dict:
+def measure(target: Target, mode: str, conns: int, duration: float) -> dict:
+    """One wrk run; for the c=64 (max req/s) run also the proxy's CPU time per request."""
     url, payload = target.url[mode], body(target.model[mode], mode == "sse")
-    res = {}
-    for conns in (1, 8):
-        res[f"c{conns}"] = run_wrk(url, payload, conns, duration)
     cpu0 = target.server.cpu_seconds() if target.server else 0.0
-    res["max"] = run_wrk(url, payload, 64, duration)
+    res = run_wrk(url, payload, conns, duration)
     cpu1 = target.server.cpu_seconds() if target.server else 0.0
-    res["cpu_us"] = (cpu1 - cpu0) / max(res["max"]["requests"], 1) * 1e6 if target.server else None
+    if target.server and conns == MAX_CONNS:
+        res["cpu_us"] = (cpu1 - cpu0) / max(res["requests"], 1) * 1e6
     return res
 
 
@@ -475,7 +477,9 @@ def start_litellm(workdir: Path, upstream: int, servers: list[Server]) -> Target
 
 
 def compare(args: argparse.Namespace, targets: list[Target]) -> dict:
-    """wrk over every path and mode, then the drip TTFT probe; alternating over rounds."""
+    """wrk over every path and mode, then the drip TTFT probe. The paths take turns on every
+    measurement (mode x concurrency), so two paths' figures are seconds apart, not minutes:
+    this machine's speed drifts by tens of percent within minutes."""
     for t in targets:  # warm up every path (connection pools, JIT-less caches)
         for mode in ("json", "sse"):
             run_wrk(t.url[mode], body(t.model[mode], mode == "sse"), 4, 1.0)
@@ -483,10 +487,18 @@ def compare(args: argparse.Namespace, targets: list[Target]) -> dict:
     runs: dict[tuple[str, str], list[dict]] = {}
     ttfts: dict[str, list[dict]] = {}
     for rnd in range(args.rounds):
-        for t in targets:
-            for mode in ("json", "sse"):
-                print(f"round {rnd + 1}/{args.rounds}: {t.path} {mode}", file=sys.stderr)
-                runs.setdefault((t.path, mode), []).append(measure(t, mode, args.duration))
+        order = targets if rnd % 2 == 0 else targets[::-1]  # nobody always goes first
+        for mode in ("json", "sse"):
+            per_path: dict[str, dict] = {t.path: {} for t in order}
+            for conns in (1, 8, MAX_CONNS):
+                print(f"round {rnd + 1}/{args.rounds}: {mode} c={conns}", file=sys.stderr)
+                for t in order:
+                    res = measure(t, mode, conns, args.duration)
+                    per_path[t.path]["cpu_us"] = res.pop("cpu_us", per_path[t.path].get("cpu_us"))
+                    per_path[t.path]["max" if conns == MAX_CONNS else f"c{conns}"] = res
+            for t in order:
+                runs.setdefault((t.path, mode), []).append(per_path[t.path])
+        for t in order:
             ttfts.setdefault(t.path, []).append(ttft(t.url["drip"], body(t.model["drip"], True), args.ttft_n))
     for t in targets:
         t.results = {m: aggregate(runs[(t.path, m)]) for m in ("json", "sse")}
