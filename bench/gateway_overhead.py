@@ -271,11 +271,27 @@ def run_wrk(url: str, payload: str, conns: int, duration: float) -> dict:
     return {"p50": lat.get("50"), "p99": lat.get("99"), "rps": rps, "requests": reqs, "errors": nerr}
 
 
+def settle(server: Server | None, quiet: float = 0.05, limit: float = 15.0) -> None:
+    """Wait until ``server`` uses under ``quiet`` of a core: a saturated proxy (LiteLLM at c=64)
+    goes on working through its backlog after wrk stops, and would slow the next path."""
+    if server is None:
+        return
+    deadline, last = time.monotonic() + limit, server.cpu_seconds()
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        now = server.cpu_seconds()
+        if now - last < quiet * 0.2:
+            return
+        last = now
+
+
 def measure(target: Target, mode: str, conns: int, duration: float) -> dict:
-    """One wrk run; for the c=64 (max req/s) run also the proxy's CPU time per request."""
+    """One wrk run; for the c=64 (max req/s) run also the proxy's CPU time per request
+    (counted until the proxy is idle again, so work left queued when wrk stops is included)."""
     url, payload = target.url[mode], body(target.model[mode], mode == "sse")
     cpu0 = target.server.cpu_seconds() if target.server else 0.0
     res = run_wrk(url, payload, conns, duration)
+    settle(target.server)
     cpu1 = target.server.cpu_seconds() if target.server else 0.0
     if target.server and conns == MAX_CONNS:
         res["cpu_us"] = (cpu1 - cpu0) / max(res["requests"], 1) * 1e6
