@@ -62,7 +62,7 @@ class OpenAIConfig(_Common):
     max_connections: int = Field(default=256, ge=1)
     """Pooled connections to this upstream."""
     transport: Literal["aiohttp", "httpx"] = "aiohttp"
-    """HTTP transport under httpx's API: aiohttp is ~10x cheaper per request."""
+    """HTTP client: ``aiohttp`` (used directly; ~7x less CPU per call here) or ``httpx``."""
     headers: dict[str, str] = Field(default_factory=dict)
     """Extra headers sent on every request (no secrets: use ``api_key_env``)."""
 
