@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from typing import Literal
 
-from sdk.backends.base import Backend
+from sdk.backends.base import Backend, close_iterator, flatten, singletons
 from sdk.decision import Decision
 from sdk.errors import InternalError
 from sdk.protocol import ChatCompletionChunk, ChatRequest
@@ -33,12 +33,6 @@ from sdk.protocol import ChatCompletionChunk, ChatRequest
 __all__ = ["RoutedStream", "buffer_stream", "chunk_texts", "open_stream"]
 
 State = Literal["ready", "streaming", "done", "closed"]
-
-
-async def _close(iterator: AsyncIterator | None) -> None:
-    aclose = getattr(iterator, "aclose", None)
-    if aclose is not None:
-        await aclose()
 
 
 async def open_stream(
@@ -53,18 +47,9 @@ async def open_stream(
     except StopAsyncIteration:
         return [], None
     except BaseException:
-        await _close(iterator)
+        await close_iterator(iterator)
         raise
     return first, iterator
-
-
-async def _singletons(chunks: AsyncIterator[ChatCompletionChunk]) -> AsyncIterator[list[ChatCompletionChunk]]:
-    """A chunk-by-chunk stream as batches of one; closing it closes ``chunks``."""
-    try:
-        async for chunk in chunks:
-            yield [chunk]
-    finally:
-        await _close(chunks)
 
 
 async def buffer_stream(backend: Backend, request: ChatRequest) -> list[ChatCompletionChunk]:
@@ -73,7 +58,7 @@ async def buffer_stream(backend: Backend, request: ChatRequest) -> list[ChatComp
     try:
         return [chunk async for chunk in iterator]
     finally:
-        await _close(iterator)
+        await close_iterator(iterator)
 
 
 def _meta_chunk(last: ChatCompletionChunk, decision: Decision) -> ChatCompletionChunk:
@@ -119,7 +104,7 @@ class RoutedStream:
         """Where the answer comes from and why."""
         self._head = list(head)
         if batches is None and tail is not None:
-            batches = _singletons(tail)
+            batches = singletons(tail)
         self._tail = batches
         self._gens: list[AsyncGenerator] = []
         self._choices = choices
@@ -130,7 +115,8 @@ class RoutedStream:
 
     def __aiter__(self) -> AsyncIterator[ChatCompletionChunk]:
         if not self._gens:
-            self._gens = [self._iterate(), self._flat()]
+            batches = self._iterate()
+            self._gens = [batches, flatten(batches)]
         return self._gens[-1]
 
     def batches(self) -> AsyncIterator[list[ChatCompletionChunk]]:
@@ -138,11 +124,6 @@ class RoutedStream:
         if not self._gens:
             self._gens = [self._iterate()]
         return self._gens[0]
-
-    async def _flat(self) -> AsyncGenerator[ChatCompletionChunk, None]:
-        async for batch in self._gens[0]:
-            for chunk in batch:
-                yield chunk
 
     async def _raw_batches(self) -> AsyncIterator[list[ChatCompletionChunk]]:
         head, self._head = self._head, []
@@ -185,7 +166,7 @@ class RoutedStream:
         tail, self._tail = self._tail, None
         if self.state == "streaming":
             self.state = "done"
-        await _close(tail)
+        await close_iterator(tail)
 
     async def aclose(self) -> None:
         """Stop: cancel the backend's generation and drop what is left."""

@@ -16,7 +16,33 @@ from collections.abc import AsyncIterator
 
 from sdk.protocol import ChatCompletion, ChatCompletionChunk, ChatRequest
 
-__all__ = ["Backend"]
+__all__ = ["Backend", "close_iterator", "flatten", "singletons"]
+
+
+async def close_iterator(iterator: AsyncIterator | None) -> None:
+    """``aclose()`` an async iterator that has one (generators do; plain iterators need not)."""
+    aclose = getattr(iterator, "aclose", None)
+    if aclose is not None:
+        await aclose()
+
+
+async def singletons(chunks: AsyncIterator[ChatCompletionChunk]) -> AsyncIterator[list[ChatCompletionChunk]]:
+    """A chunk-by-chunk stream as batches of one; closing it closes ``chunks``."""
+    try:
+        async for chunk in chunks:
+            yield [chunk]
+    finally:
+        await close_iterator(chunks)
+
+
+async def flatten(batches: AsyncIterator[list[ChatCompletionChunk]]) -> AsyncIterator[ChatCompletionChunk]:
+    """Batches of chunks one chunk at a time; closing it closes ``batches``."""
+    try:
+        async for batch in batches:
+            for chunk in batch:
+                yield chunk
+    finally:
+        await close_iterator(batches)
 
 
 class Backend(abc.ABC):
@@ -34,18 +60,11 @@ class Backend(abc.ABC):
         """Answer ``request`` as chunks. With ``stream_options.include_usage`` the
         last chunk carries ``usage`` and no choices."""
 
-    async def stream_batches(self, request: ChatRequest) -> AsyncIterator[list[ChatCompletionChunk]]:
+    def stream_batches(self, request: ChatRequest) -> AsyncIterator[list[ChatCompletionChunk]]:
         """:meth:`stream`'s chunks grouped as they arrived (a list per network read), so a
         proxy can forward what came together in one write. Here one chunk a list; HTTP
         backends override it. Closing it closes the stream."""
-        chunks = aiter(self.stream(request))
-        try:
-            async for chunk in chunks:
-                yield [chunk]
-        finally:
-            aclose = getattr(chunks, "aclose", None)
-            if aclose is not None:
-                await aclose()
+        return singletons(self.stream(request))
 
     @abc.abstractmethod
     async def health(self) -> bool:

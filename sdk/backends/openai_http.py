@@ -34,7 +34,7 @@ from collections.abc import AsyncIterator
 import httpx
 from pydantic import SecretStr
 
-from sdk.backends.base import Backend
+from sdk.backends.base import Backend, flatten
 from sdk.backends.config import OpenAIConfig
 from sdk.backends.openai_wire import (
     PreparedRequest,
@@ -211,15 +211,9 @@ class OpenAIBackend(Backend):
             raise error_from_status(reply.status, reply.headers, content, self.name, secret=self._secret)
         return parse_completion(reply.headers, content, self.name)
 
-    async def stream(self, request: ChatRequest) -> AsyncIterator[ChatCompletionChunk]:
+    def stream(self, request: ChatRequest) -> AsyncIterator[ChatCompletionChunk]:
         """Answer as chunks. Opening (status, headers) is retried; a failure after that raises."""
-        batches = self.stream_batches(request)
-        try:
-            async for batch in batches:
-                for chunk in batch:
-                    yield chunk
-        finally:
-            await batches.aclose()
+        return flatten(self.stream_batches(request))
 
     async def stream_batches(self, request: ChatRequest) -> AsyncIterator[list[ChatCompletionChunk]]:
         """:meth:`stream`'s chunks, a list per network read."""
@@ -253,7 +247,7 @@ class OpenAIBackend(Backend):
 
     async def health(self) -> bool:
         """True when ``GET {base_url}/models`` answers 2xx within a few seconds. Never raises."""
-        headers = build_headers(self.config, self._secret, stream=False)
+        headers = self._headers[False]
         try:
             with self._errors():
                 url = endpoint(self.config, "models")

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterable, AsyncIterator
 from typing import NamedTuple
 
+from sdk.backends.base import flatten
 from sdk.backends.openai_wire import parse_chunk
 from sdk.errors import BackendError
 from sdk.protocol import ChatCompletionChunk
@@ -122,10 +123,10 @@ async def iter_chunk_batches(
     raises after the good chunks of the same read were yielded.
     """
     decoder = SSEDecoder()
-    async for raw in source:
+    async for events in _events_per_read(source, decoder):
         batch: list[ChatCompletionChunk] = []
         try:
-            done = _parse_into(batch, decoder.feed(raw), backend, secret)
+            done = _parse_into(batch, events, backend, secret)
         except BackendError:
             if batch:
                 yield batch
@@ -134,19 +135,16 @@ async def iter_chunk_batches(
             yield batch
         if done:
             return
-    batch = []
-    try:
-        done = _parse_into(batch, decoder.close(), backend, secret)
-    except BackendError:
-        if batch:
-            yield batch
-        raise
-    if batch:
-        yield batch
-    if not done:
-        raise BackendError(
-            "stream truncated: it ended without [DONE]", backend=backend, code="stream_truncated"
-        )
+    raise BackendError("stream truncated: it ended without [DONE]", backend=backend, code="stream_truncated")
+
+
+async def _events_per_read(
+    source: AsyncIterable[bytes], decoder: SSEDecoder
+) -> AsyncIterator[list[SSEEvent]]:
+    """The events each read of ``source`` completes, then those the end of the stream completes."""
+    async for raw in source:
+        yield decoder.feed(raw)
+    yield decoder.close()
 
 
 def _parse_into(
@@ -160,14 +158,8 @@ def _parse_into(
     return False
 
 
-async def iter_chunks(
+def iter_chunks(
     source: AsyncIterable[bytes], backend: str, *, secret: str | None = None
 ) -> AsyncIterator[ChatCompletionChunk]:
     """:func:`iter_chunk_batches`, one chunk at a time."""
-    batches = iter_chunk_batches(source, backend, secret=secret)
-    try:
-        async for batch in batches:
-            for chunk in batch:
-                yield chunk
-    finally:
-        await batches.aclose()
+    return flatten(iter_chunk_batches(source, backend, secret=secret))
