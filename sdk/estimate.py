@@ -50,7 +50,7 @@ from sdk.decision import TaskGuess, Verdict
 from sdk.detect.base import DetectContext, last_user_text
 from sdk.embed import Embedder, HashingEmbedder, VectorIndex, minilm_available  # noqa: F401 (tests patch it)
 from sdk.protocol import ChatRequest
-from sdk.stats import PairedCounts, newcombe_paired_interval, paired_counts, z_two_sided
+from sdk.stats import PairedCounts, design_effect_of, newcombe_paired_interval, paired_counts, z_two_sided
 
 __all__ = [
     "Calibration",
@@ -171,15 +171,11 @@ def _prefix_design_effects(diffs: np.ndarray, groups: np.ndarray) -> np.ndarray:
 def _design_effect(
     n: int, clusters: int, total: float, squares: float, s_dd: float, s_dn: float, s_nn: float
 ) -> float:
-    """The design effect from running sums (same rules as :func:`sdk.stats.design_effect`)."""
+    """:func:`sdk.stats.design_effect_of` from running sums (the rules are that function's)."""
     mean = total / n
     within = max(squares - n * mean * mean, 0.0)
-    worst = s_nn / n
-    if clusters < 2 or n < 2 or within <= 1e-12 * n:
-        return worst
     between = max(s_dd - 2 * mean * s_dn + mean * mean * s_nn, 0.0)
-    cluster_var = clusters / (clusters - 1) * between / (n * n)
-    return max(1.0, cluster_var / (within / (n - 1) / n))
+    return design_effect_of(n, clusters, within, between, s_nn / n)
 
 
 def calibrate(

@@ -40,6 +40,7 @@ __all__ = [
     "bootstrap_mean_interval",
     "cluster_widened",
     "design_effect",
+    "design_effect_of",
     "newcombe_paired_interval",
     "paired_counts",
     "verdict",
@@ -168,10 +169,16 @@ def design_effect(diffs: Sequence[float], groups: Sequence[Hashable]) -> float:
     mean = math.fsum(diffs) / n
     within = math.fsum((d - mean) ** 2 for d in diffs)
     worst = math.fsum(m * m for m in sizes.values()) / n
-    clusters = len(sums)
+    between = math.fsum((sums[g] - sizes[g] * mean) ** 2 for g in sums)
+    return design_effect_of(n, len(sums), within, between, worst)
+
+
+def design_effect_of(n: int, clusters: int, within: float, between: float, worst: float) -> float:
+    """:func:`design_effect` from its sums: ``within`` = sum of (d - mean)^2 over items,
+    ``between`` = sum over groups of (group sum - group size * mean)^2, ``worst`` = sum of
+    squared group sizes / n (the answer when the correlation cannot be estimated)."""
     if clusters < 2 or n < 2 or within <= 1e-12 * n:
         return worst
-    between = math.fsum((sums[g] - sizes[g] * mean) ** 2 for g in sums)
     cluster_var = clusters / (clusters - 1) * between / (n * n)
     iid_var = within / (n - 1) / n
     return max(1.0, cluster_var / iid_var)
