@@ -17,15 +17,15 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 test: $(STAMP)
-	$(BIN)/ruff check sdk gateway profiles tests bench examples bitrate_cli.py
+	$(BIN)/ruff check sdk gateway profiles tests bench examples bitrate_cli
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 demo: $(STAMP)
 	$(BIN)/bitrate demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check sdk gateway profiles tests bench examples bitrate_cli.py
-	$(BIN)/ruff format --check sdk gateway profiles tests bench examples bitrate_cli.py
+	$(BIN)/ruff check sdk gateway profiles tests bench examples bitrate_cli
+	$(BIN)/ruff format --check sdk gateway profiles tests bench examples bitrate_cli
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

@@ -4,7 +4,7 @@ For each (frontier, student) pair, the IFEval prompts are split in two by a seed
 shuffle of their keys (a prompt's instructions stay together). A profile is built on
 one half (``profiles.ifeval_outcomes`` + ``profiles.assemble``); the other half is
 replayed through a policy's routes with ``bitrate route eval``'s code path
-(``sdk.replay``), calling no model:
+(``profiles.replay``), calling no model:
 
 - ``random``: a coin per item, scores uniform (the RouteLLM baseline, APGR ~0.5);
 - ``category``: the profile's verdicts (sweep score: the category's loss upper bound);
@@ -39,14 +39,15 @@ sys.path.insert(0, str(ROOT))
 
 from profiles.assemble import ItemOutcome, assemble_profile  # noqa: E402
 from profiles.ifeval_outcomes import ifeval_outcomes  # noqa: E402
+from profiles.outcomes import OutcomeRow  # noqa: E402
+from profiles.replay import RoutedItem, replay, replay_report, route_with  # noqa: E402
+from profiles.router_metrics import apgr, sweep  # noqa: E402
 from sdk.decision import Decision  # noqa: E402
 from sdk.embed import minilm_available  # noqa: E402
 from sdk.engine import Engine  # noqa: E402
 from sdk.estimate import EstimatorSettings, PromptEstimator, make_embedder  # noqa: E402
 from sdk.policy import load_policy  # noqa: E402
 from sdk.profile import ModelIdentity, Profile, SuiteInfo, Tolerance  # noqa: E402
-from sdk.replay import OutcomeRow, RoutedItem, replay, replay_report, route_with  # noqa: E402
-from sdk.router_metrics import apgr, sweep  # noqa: E402
 
 FRONTIER = "gpt-4o-2024-08-06"
 STUDENTS = ["Qwen__Qwen2.5-0.5B-Instruct-GPTQ-Int4", "Qwen__Qwen2.5-7B-Instruct-GPTQ-Int4"]

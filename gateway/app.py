@@ -22,17 +22,18 @@ from gateway.openapi import openapi_document
 from gateway.routes import ROUTES
 from gateway.state import Gateway
 from sdk import __version__
-from sdk.policy import Policy, ServerSettings, load_policy
+from sdk.engine import Engine
+from sdk.policy import Policy, ServerSettings, default_policy, load_policy
 
 __all__ = ["create_app"]
 
 
-def _engine_and_policy(source: Any) -> tuple[Any, Policy]:
-    from sdk.engine import Engine
+PolicySource = Engine | Policy | str | Path | None
+"""What the gateway serves: a started engine, a policy, a policy file, or (``None``) the embedded pair."""
 
+
+def _engine_and_policy(source: PolicySource) -> tuple[Engine, Policy]:
     if source is None:
-        from sdk.policy import default_policy
-
         source = default_policy()
     if isinstance(source, str | Path):
         source = load_policy(source)
@@ -57,7 +58,7 @@ def _freeze_heap() -> None:
 
 
 def create_app(
-    source: Any = None, settings: ServerSettings | None = None, *, freeze_heap: bool = False
+    source: PolicySource = None, settings: ServerSettings | None = None, *, freeze_heap: bool = False
 ) -> FastAPI:
     """A FastAPI app serving an engine.
 

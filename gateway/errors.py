@@ -41,7 +41,7 @@ from sdk.errors import (
     InternalError,
     InvalidRequest,
     RequestError,
-    UnknownModel,
+    UnknownPath,
     UpstreamStatusError,
 )
 
@@ -138,7 +138,7 @@ async def _on_request_validation(request: Request, exc: Exception) -> Response:
 async def _on_http_exception(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     if exc.status_code == 404:
-        err: BitrateError = UnknownModel(f"no such path: {request.url.path}", code="unknown_path")
+        err: BitrateError = UnknownPath(f"no such path: {request.url.path}")
     else:
         err = InvalidRequest(str(exc.detail), code=f"http_{exc.status_code}")
         err.status = exc.status_code

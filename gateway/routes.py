@@ -25,9 +25,10 @@ from starlette.routing import Route
 from gateway.errors import from_validation_error, status_of
 from gateway.limits import read_body
 from gateway.metrics import CONTENT_TYPE
-from gateway.sse import SSEResponse
+from gateway.sse_response import SSEResponse
 from gateway.state import Gateway, route_headers
-from sdk.errors import BackendTimeout, BitrateError, UnknownModel
+from sdk.errors import BackendTimeout, BitrateError, UnknownModel, UnknownPath
+from sdk.headers import TASK_HEADER
 from sdk.protocol import ChatCompletion, ChatRequest
 
 __all__ = ["ROUTES", "decode_chat"]
@@ -63,7 +64,7 @@ async def chat_completions(request: Request) -> Response:
         chat = decode_chat(await read_body(request, gw.settings.max_body_bytes))
         if gw.settings.log_bodies:
             log.info("request body: %s", chat.model_dump_json(exclude_unset=True))
-        hint = request.headers.get("x-bitrate-task")
+        hint = request.headers.get(TASK_HEADER)
         if chat.stream:
             return await _stream(gw, chat, hint, started)
         return await _complete(gw, chat, hint, started)
@@ -144,7 +145,7 @@ async def readyz(request: Request) -> Response:
     """Ready: every backend is reachable (503 otherwise)."""
     gw = _gateway(request)
     if not gw.settings.expose_readyz:
-        raise UnknownModel("no such path: /readyz", code="unknown_path")
+        raise UnknownPath("no such path: /readyz")
     ready = await gw.ready()
     return Response(_OK if ready else _NOT_READY, status_code=200 if ready else 503, media_type=_JSON)
 
@@ -153,7 +154,7 @@ async def metrics(request: Request) -> Response:
     """Prometheus exposition of this gateway's registry."""
     gw = _gateway(request)
     if not gw.settings.expose_metrics:
-        raise UnknownModel("no such path: /metrics", code="unknown_path")
+        raise UnknownPath("no such path: /metrics")
     return Response(gw.metrics.render(), media_type=CONTENT_TYPE)
 
 

@@ -12,10 +12,11 @@ from gateway.auth import ApiKeys
 from gateway.deadlines import Deadlines
 from gateway.metrics import GatewayMetrics
 from sdk.decision import Decision
+from sdk.headers import REASON_HEADER, ROUTE_HEADER, TARGET_HEADER, TASK_HEADER
 from sdk.policy import Policy, ServerSettings
 
 if TYPE_CHECKING:
-    from gateway.sse import SSEResponse
+    from gateway.sse_response import SSEResponse
 
 __all__ = ["Gateway", "ascii_header", "route_headers"]
 
@@ -34,10 +35,10 @@ def ascii_header(value: str) -> str:
 def route_headers(decision: Decision) -> dict[str, str]:
     """The ``x-bitrate-*`` headers every answer carries."""
     return {
-        "x-bitrate-route": ascii_header(decision.route),
-        "x-bitrate-target": ascii_header(decision.target),
-        "x-bitrate-task": ascii_header(decision.task),
-        "x-bitrate-reason": ascii_header(decision.reason),
+        ROUTE_HEADER: ascii_header(decision.route),
+        TARGET_HEADER: ascii_header(decision.target),
+        TASK_HEADER: ascii_header(decision.task),
+        REASON_HEADER: ascii_header(decision.reason),
     }
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
-from profiles.stats import summarize
+from profiles.summary import summarize
 from sdk.profile import CategoryStats, EvidenceItem, ModelIdentity, Profile, SuiteInfo, Tolerance
 
 __all__ = ["ItemOutcome", "assemble_profile"]

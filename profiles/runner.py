@@ -26,18 +26,18 @@ from typing import Any
 from profiles.assemble import ItemOutcome
 from profiles.cache import CachedCall, CallCache, model_identity, request_key
 from profiles.graders import make_grader
-from profiles.stats import SequentialMonitor
 from profiles.suites import Item
+from profiles.summary import SequentialMonitor
 from sdk.backends import Backend, ModelConfig
 from sdk.errors import BackendError, BackendTimeout, RequestError
 from sdk.profile import ModelIdentity
 from sdk.protocol import ChatRequest
 
-__all__ = ["RunOptions", "RunResult", "Runner", "Side"]
+__all__ = ["RunOptions", "RunResult", "Runner", "Contender"]
 
 
 @dataclass
-class Side:
+class Contender:
     """One of the two models: its policy name, config and a started backend."""
 
     name: str
@@ -104,8 +104,8 @@ class Runner:
 
     def __init__(
         self,
-        student: Side,
-        frontier: Side,
+        student: Contender,
+        frontier: Contender,
         *,
         cache: CallCache | None = None,
         options: RunOptions | None = None,
@@ -169,7 +169,7 @@ class Runner:
             frontier_tokens=f.tokens,
         )
 
-    async def _ask(self, side: Side, role: str, item: Item, calls: Counter[str]) -> _Answer:
+    async def _ask(self, side: Contender, role: str, item: Item, calls: Counter[str]) -> _Answer:
         request = ChatRequest(
             model=side.name,
             messages=item.chat_messages(),
@@ -187,7 +187,7 @@ class Runner:
                 self.cache.put(key, hit)
         return _answer(side, hit)
 
-    async def _call(self, side: Side, request: ChatRequest) -> CachedCall:
+    async def _call(self, side: Contender, request: ChatRequest) -> CachedCall:
         start = time.perf_counter()
         try:
             completion = await asyncio.wait_for(side.backend.complete(request), self.options.timeout)
@@ -204,7 +204,7 @@ class Runner:
         )
 
 
-def _answer(side: Side, call: CachedCall) -> _Answer:
+def _answer(side: Contender, call: CachedCall) -> _Answer:
     known = call.prompt_tokens is not None and call.completion_tokens is not None
     return _Answer(
         text=call.answer,

@@ -8,8 +8,8 @@
         answer = client.chat.completions.create(model="auto", messages=[{"role": "user", "content": "hi"}])
         print(answer.choices[0].message.content, answer.bitrate.reason)
 
-``create`` returns a :class:`~sdk.protocol.ChatCompletion` (same fields as the openai
-client's) whose ``bitrate`` attribute is the :class:`~sdk.decision.Decision`; with
+``create`` returns a :class:`RoutedCompletion` (a :class:`~sdk.protocol.ChatCompletion`, same
+fields as the openai client's) whose declared ``bitrate`` field is the :class:`~sdk.decision.Decision`; with
 ``stream=True`` it returns a stream of chunks whose ``bitrate`` attribute is the decision,
 and whose last chunk carries it too. ``AsyncClient`` is the same with ``await``/``async for``;
 ``Client`` runs an event loop in a background thread, so it also works where a loop is
@@ -26,7 +26,7 @@ import asyncio
 import threading
 from collections.abc import AsyncIterator, Coroutine, Iterator, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar, overload
 
 from pydantic import ValidationError
 
@@ -34,13 +34,24 @@ from sdk.decision import Decision
 from sdk.engine import Engine
 from sdk.engine_stream import RoutedStream
 from sdk.errors import InvalidRequest
+from sdk.headers import TASK_HEADER
 from sdk.policy import Policy, default_policy, load_policy
 from sdk.protocol import ChatCompletion, ChatCompletionChunk, ChatRequest
 
-__all__ = ["AsyncClient", "AsyncStream", "Client", "Stream", "build_request"]
+__all__ = [
+    "AsyncChat",
+    "AsyncClient",
+    "AsyncCompletions",
+    "AsyncStream",
+    "Chat",
+    "Client",
+    "Completions",
+    "RoutedCompletion",
+    "Stream",
+    "build_request",
+]
 
 T = TypeVar("T")
-HINT_HEADER = "x-bitrate-task"
 
 
 def _policy_of(policy: str | Path | Policy | None) -> Policy:
@@ -67,7 +78,21 @@ def build_request(model: str, messages: Any, stream: bool, params: Mapping[str, 
 def _hint(params: dict[str, Any]) -> str | None:
     headers = {k.lower(): v for k, v in (params.pop("extra_headers", None) or {}).items()}
     params.pop("timeout", None)  # accepted for openai compatibility; the policy's timeouts apply
-    return headers.get(HINT_HEADER)
+    return headers.get(TASK_HEADER)
+
+
+class RoutedCompletion(ChatCompletion):
+    """A chat completion with the routing decision that produced it."""
+
+    bitrate: Decision
+    """Where the answer comes from and why (also in the JSON as the ``bitrate`` object)."""
+
+    @classmethod
+    def of(cls, completion: ChatCompletion, decision: Decision) -> RoutedCompletion:
+        """``completion`` with ``decision`` attached (no re-validation)."""
+        data = dict(completion)
+        data["bitrate"] = decision
+        return cls.model_construct(_fields_set={*completion.model_fields_set, "bitrate"}, **data)
 
 
 class AsyncStream:
@@ -95,13 +120,30 @@ class AsyncStream:
         await self.close()
 
 
-class _AsyncCompletions:
+class AsyncCompletions:
+    """``client.chat.completions``: the openai client's ``create``, routed in-process."""
+
     def __init__(self, client: AsyncClient):
         self._client = client
 
+    @overload
+    async def create(
+        self, *, model: str, messages: Any, stream: Literal[False] = False, **params: Any
+    ) -> RoutedCompletion: ...
+
+    @overload
+    async def create(
+        self, *, model: str, messages: Any, stream: Literal[True], **params: Any
+    ) -> AsyncStream: ...
+
+    @overload
+    async def create(
+        self, *, model: str, messages: Any, stream: bool, **params: Any
+    ) -> RoutedCompletion | AsyncStream: ...
+
     async def create(
         self, *, model: str, messages: Any, stream: bool = False, **params: Any
-    ) -> ChatCompletion | AsyncStream:
+    ) -> RoutedCompletion | AsyncStream:
         """Route and answer a chat request. ``extra_headers={"x-bitrate-task": ...}`` passes a task hint."""
         hint = _hint(params)
         request = build_request(model, messages, stream, params)
@@ -109,13 +151,15 @@ class _AsyncCompletions:
         if stream:
             return AsyncStream(await engine.stream(request, hint))
         completion, decision = await engine.complete(request, hint)
-        completion.bitrate = decision
-        return completion
+        return RoutedCompletion.of(completion, decision)
 
 
-class _Namespace:
-    def __init__(self, **attrs: Any):
-        self.__dict__.update(attrs)
+class AsyncChat:
+    """``client.chat``."""
+
+    def __init__(self, client: AsyncClient):
+        self.completions = AsyncCompletions(client)
+        """``chat.completions.create(...)``, as in the openai client."""
 
 
 class AsyncClient:
@@ -125,7 +169,7 @@ class AsyncClient:
     def __init__(self, policy: str | Path | Policy | None = None, *, engine: Engine | None = None):
         self.engine = engine or Engine(_policy_of(policy))
         """The routing engine (also answers ``explain``)."""
-        self.chat = _Namespace(completions=_AsyncCompletions(self))
+        self.chat = AsyncChat(self)
         """``chat.completions.create(...)``, as in the openai client."""
         self._started_flag = False
         self._lock: asyncio.Lock | None = None
@@ -199,17 +243,40 @@ class Stream:
         self.close()
 
 
-class _Completions:
+class Completions:
+    """``client.chat.completions``: the openai client's ``create``, routed in-process, blocking."""
+
     def __init__(self, client: Client):
         self._client = client
 
+    @overload
+    def create(
+        self, *, model: str, messages: Any, stream: Literal[False] = False, **params: Any
+    ) -> RoutedCompletion: ...
+
+    @overload
+    def create(self, *, model: str, messages: Any, stream: Literal[True], **params: Any) -> Stream: ...
+
+    @overload
+    def create(
+        self, *, model: str, messages: Any, stream: bool, **params: Any
+    ) -> RoutedCompletion | Stream: ...
+
     def create(
         self, *, model: str, messages: Any, stream: bool = False, **params: Any
-    ) -> ChatCompletion | Stream:
+    ) -> RoutedCompletion | Stream:
         """Route and answer a chat request (see ``AsyncClient``)."""
         inner = self._client._async.chat.completions.create
         result = self._client._loop.run(inner(model=model, messages=messages, stream=stream, **params))
         return Stream(result, self._client._loop) if isinstance(result, AsyncStream) else result
+
+
+class Chat:
+    """``client.chat``."""
+
+    def __init__(self, client: Client):
+        self.completions = Completions(client)
+        """``chat.completions.create(...)``, as in the openai client."""
 
 
 class Client:
@@ -220,7 +287,7 @@ class Client:
         self._loop = _Loop()
         self.engine = self._async.engine
         """The routing engine (also answers ``explain``)."""
-        self.chat = _Namespace(completions=_Completions(self))
+        self.chat = Chat(self)
         """``chat.completions.create(...)``, as in the openai client."""
 
     def start(self) -> None:

@@ -29,7 +29,7 @@ from typing import Protocol
 from sdk.decision import Decision, TaskGuess, Verdict
 from sdk.policy import RouteConfig
 
-__all__ = ["CategoryVerdict", "Estimate", "decide", "decide_direct", "fallback_decision"]
+__all__ = ["CategoryVerdict", "LossEstimate", "decide", "decide_direct", "fallback_decision"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +53,7 @@ class CategoryVerdict:
         return cls(verdict, stats.loss, low, high)  # type: ignore[attr-defined]
 
 
-class Estimate(Protocol):
+class LossEstimate(Protocol):
     """A per-prompt loss estimate (``sdk.estimate``)."""
 
     loss: float
@@ -68,7 +68,7 @@ class _Inputs:
     route: RouteConfig
     guess: TaskGuess
     category: CategoryVerdict | None
-    estimate: Estimate | None
+    estimate: LossEstimate | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,7 +156,7 @@ def decide(
     guess: TaskGuess,
     *,
     categories: Mapping[str, CategoryVerdict] | None = None,
-    estimate: Estimate | None = None,
+    estimate: LossEstimate | None = None,
     unavailable: Set[str] = frozenset(),
 ) -> Decision:
     """Decide where request for ``name`` (a route, or a direct model when ``route`` is None) goes.

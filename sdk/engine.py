@@ -25,7 +25,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sdk.backends import Backend, Price, make_backend
 from sdk.checks import AnswerCheck, build_checks, choice_texts, failed_check
@@ -35,7 +35,11 @@ from sdk.detect import DetectContext, DetectionPipeline, build_pipeline
 from sdk.engine_stream import RoutedStream, buffer_stream, chunk_texts, open_stream
 from sdk.errors import BackendError, BackendUnavailable, InternalError, UnknownModel, UpstreamStatusError
 from sdk.policy import Policy, RouteConfig
+from sdk.profile import load_profile
 from sdk.protocol import ChatCompletion, ChatRequest
+
+if TYPE_CHECKING:
+    from sdk.estimate import PromptEstimator
 
 __all__ = ["Circuit", "Engine", "RouteRuntime"]
 
@@ -115,7 +119,7 @@ class RouteRuntime:
     pipeline: DetectionPipeline
     categories: dict[str, CategoryVerdict] = field(default_factory=dict)
     checks: list[AnswerCheck] = field(default_factory=list)
-    estimator: Any | None = None
+    estimator: PromptEstimator | None = None
     own_notes: list[str] = field(default_factory=list)
 
     @property
@@ -125,8 +129,6 @@ class RouteRuntime:
 
 
 def _load_route(policy: Policy, name: str) -> RouteRuntime:
-    from sdk.profile import load_profile
-
     config = policy.routes[name]
     path = policy.profile_path(name)
     profile = load_profile(path) if path is not None else None
@@ -139,18 +141,16 @@ def _load_route(policy: Policy, name: str) -> RouteRuntime:
     pipeline = build_pipeline(ctx)
     estimator, notes = _load_estimator(ctx), []
     if config.per_prompt and estimator is None:
-        notes.append("per_prompt: no estimator (no evidence in the profile, or sdk.estimate missing)")
+        notes.append("per_prompt: no estimator (no evidence in the profile)")
     return RouteRuntime(name, config, pipeline, categories, build_checks(config.escalate), estimator, notes)
 
 
-def _load_estimator(ctx: DetectContext) -> Any | None:
-    """Part B's per-prompt estimator (``sdk.estimate.from_context``), when the route wants one."""
+def _load_estimator(ctx: DetectContext) -> PromptEstimator | None:
+    """The per-prompt estimator (``sdk.estimate.from_context``), when the route wants one."""
     if not ctx.route.per_prompt or ctx.profile is None or not ctx.profile.evidence:
         return None
-    try:
-        from sdk.estimate import from_context
-    except ImportError:
-        return None
+    from sdk.estimate import from_context  # numpy: loaded only for a route that routes per prompt
+
     return from_context(ctx)
 
 

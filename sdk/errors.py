@@ -8,7 +8,9 @@
     ├── RequestError                the caller's request is wrong (HTTP 4xx)
     │   ├── InvalidRequest          400: malformed JSON, an invalid field, unsupported option
     │   ├── AuthError               401: missing or wrong API key
-    │   ├── UnknownModel            404: no route or model by that name
+    │   ├── NotFound                404: nothing by that name
+    │   │   ├── UnknownModel        404: no route or model by that name
+    │   │   └── UnknownPath         404: no such URL path
     │   └── PayloadTooLarge         413: body over the configured limit
     ├── BackendError                a backend failed (HTTP 5xx); always names the backend
     │   ├── BackendTimeout          504: no answer within the timeout
@@ -34,9 +36,11 @@ __all__ = [
     "DependencyMissing",
     "InternalError",
     "InvalidRequest",
+    "NotFound",
     "PayloadTooLarge",
     "RequestError",
     "UnknownModel",
+    "UnknownPath",
     "UpstreamStatusError",
 ]
 
@@ -104,22 +108,42 @@ class RequestError(BitrateError):
 
 
 class InvalidRequest(RequestError):
+    """Malformed JSON, an invalid field or an unsupported option."""
+
     code = "invalid_request"
 
 
 class AuthError(RequestError):
+    """A missing or wrong API key."""
+
     status = 401
     type = "authentication_error"
     code = "invalid_api_key"
 
 
-class UnknownModel(RequestError):
+class NotFound(RequestError):
+    """Nothing by the name the caller gave."""
+
     status = 404
     type = "not_found_error"
+    code = "not_found"
+
+
+class UnknownModel(NotFound):
+    """No route or model by the name in the request's ``model``."""
+
     code = "model_not_found"
 
 
+class UnknownPath(NotFound):
+    """No such URL path on the gateway."""
+
+    code = "unknown_path"
+
+
 class PayloadTooLarge(RequestError):
+    """A request body over the configured limit."""
+
     status = 413
     code = "payload_too_large"
 

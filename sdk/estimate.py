@@ -48,13 +48,14 @@ import numpy as np
 
 from sdk.decision import TaskGuess, Verdict
 from sdk.detect.base import DetectContext, last_user_text
-from sdk.embed import Embedder, HashingEmbedder, VectorIndex, minilm_available  # noqa: F401 (tests patch it)
+from sdk.detect.embedding import shared_minilm
+from sdk.embed import Embedder, HashingEmbedder, VectorIndex
 from sdk.protocol import ChatRequest
 from sdk.stats import PairedCounts, design_effect_of, newcombe_paired_interval, paired_counts, z_two_sided
 
 __all__ = [
     "Calibration",
-    "Estimate",
+    "PromptEstimate",
     "EstimatorSettings",
     "PromptEstimator",
     "calibrate",
@@ -91,7 +92,7 @@ class EstimatorSettings:
 
 
 @dataclass(frozen=True, slots=True)
-class Estimate:
+class PromptEstimate:
     """This prompt's expected loss if the student answers, and how it was reached."""
 
     loss: float
@@ -369,34 +370,34 @@ class PromptEstimator:
 
     # -------------------------------------------------------------- estimating
 
-    def estimate_vector(self, vector: np.ndarray, category: str | None) -> Estimate:
+    def estimate_vector(self, vector: np.ndarray, category: str | None) -> PromptEstimate:
         """The estimate for an embedded prompt of ``category`` (``None``/unknown: the overall loss)."""
         return self._estimate(self.index.similarities(vector), category)
 
-    def _estimate(self, sims: np.ndarray, category: str | None) -> Estimate:
+    def _estimate(self, sims: np.ndarray, category: str | None) -> PromptEstimate:
         prior = self.category_loss.get(category or "", self.overall_loss)
         outside = self._outside.get(category or "")
         if self.settings.within_category and outside is not None:
             sims = sims.copy()
             sims[outside] = -np.inf
         loss, n_eff = self._shrunk(sims, prior)
-        return Estimate(loss, n_eff, prior, self._verdict(loss, category))
+        return PromptEstimate(loss, n_eff, prior, self._verdict(loss, category))
 
-    def estimate_text(self, prompt: str, category: str | None) -> Estimate:
+    def estimate_text(self, prompt: str, category: str | None) -> PromptEstimate:
         """The estimate for a prompt's text."""
         return self._estimate(self.index.similarities_to_text(self.embedder, prompt), category)
 
-    def estimate(self, request: ChatRequest, guess: TaskGuess) -> Estimate:
+    def estimate(self, request: ChatRequest, guess: TaskGuess) -> PromptEstimate:
         """The engine's entry: the estimate for a request's last user message and detected task."""
         task = None if guess.task == "unknown" else guess.task
         return self.estimate_text(last_user_text(request), task)
 
-    def route_vector(self, vector: np.ndarray, category: str | None) -> tuple[bool, Estimate]:
+    def route_vector(self, vector: np.ndarray, category: str | None) -> tuple[bool, PromptEstimate]:
         """``(send_to_student, estimate)`` for an embedded prompt."""
         est = self.estimate_vector(vector, category)
         return est.verdict == "safe", est
 
-    def route(self, prompt: str, category: str | None) -> tuple[bool, Estimate]:
+    def route(self, prompt: str, category: str | None) -> tuple[bool, PromptEstimate]:
         """``(send_to_student, estimate)`` for a prompt's text."""
         est = self.estimate_text(prompt, category)
         return est.verdict == "safe", est
@@ -473,8 +474,6 @@ def make_embedder(kind: str, evidence_prompts: Sequence[str]) -> Embedder:
     evidence prompts) or ``minilm`` (the shared sentence embedder; ``DependencyMissing`` when
     ``bitrate[embeddings]`` is not installed)."""
     if kind == "minilm":
-        from sdk.detect.embedding import shared_minilm
-
         return shared_minilm()
     return HashingEmbedder().fit(list(evidence_prompts))
 

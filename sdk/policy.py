@@ -16,8 +16,6 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     PrivateAttr,
     ValidationInfo,
@@ -25,7 +23,10 @@ from pydantic import (
     model_validator,
 )
 
+from sdk import embedded
 from sdk.backends.config import ModelConfig
+from sdk.config_model import StrictModel
+from sdk.yaml_config import Problem, load_yaml_model
 
 __all__ = [
     "Check",
@@ -44,14 +45,11 @@ __all__ = [
 
 EMBEDDED_PROFILE = "embedded:profile"
 DetectorName = Literal["hint", "rules", "embeddings", "lexical"]
-Side = Literal["student", "frontier"]
+RoutedSide = Literal["student", "frontier"]
+"""Where a route may send a request: the student or the frontier."""
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class ToleranceConfig(_Strict):
+class ToleranceConfig(StrictModel):
     """How much quality the route may lose on a task, and how sure we must be."""
 
     max_loss: float = Field(default=0.02, ge=0.0, le=1.0)
@@ -60,7 +58,7 @@ class ToleranceConfig(_Strict):
     """Confidence of the interval the verdict is read from, e.g. 0.90."""
 
 
-class RuleConfig(_Strict):
+class RuleConfig(StrictModel):
     """A regex over the last user message that names the task when it matches."""
 
     match: str
@@ -87,7 +85,7 @@ class RuleConfig(_Strict):
         return self._pattern
 
 
-class TasksConfig(_Strict):
+class TasksConfig(StrictModel):
     """How a request's task category is detected."""
 
     detect: list[DetectorName] = Field(default_factory=lambda: ["hint", "rules", "embeddings", "lexical"])
@@ -98,7 +96,7 @@ class TasksConfig(_Strict):
     """Guesses less confident than this are ignored (the next detector is asked)."""
 
 
-class FallbackConfig(_Strict):
+class FallbackConfig(StrictModel):
     """Where a request goes when the chosen backend fails (before any byte was sent)."""
 
     student_error: Literal["frontier", "none"] = "frontier"
@@ -107,14 +105,14 @@ class FallbackConfig(_Strict):
     """On a frontier failure: retry on the student (never for tasks the profile marks unsafe), or fail."""
 
 
-class JsonValidCheck(_Strict):
+class JsonValidCheck(StrictModel):
     """When the request's ``response_format`` asks for JSON, the student's answer must parse as JSON."""
 
     check: Literal["json_valid"]
     """Selects this check."""
 
 
-class NonEmptyCheck(_Strict):
+class NonEmptyCheck(StrictModel):
     """The student's answer must contain some non-blank text (or a tool call)."""
 
     check: Literal["non_empty"]
@@ -125,7 +123,7 @@ Check = Annotated[JsonValidCheck | NonEmptyCheck, Field(discriminator="check")]
 """An escalation check: when it fails on the student's answer, the frontier answers instead."""
 
 
-class RouteConfig(_Strict):
+class RouteConfig(StrictModel):
     """A route: a name clients send as ``model``, served by a student or a frontier per request."""
 
     student: str
@@ -137,13 +135,13 @@ class RouteConfig(_Strict):
     Without one every task is ``uncertain``."""
     tolerance: ToleranceConfig = Field(default_factory=ToleranceConfig)
     """The promise: at most ``max_loss`` lost, at ``confidence``."""
-    uncertain: Side = "frontier"
+    uncertain: RoutedSide = "frontier"
     """Where tasks whose verdict is ``uncertain`` (or that the profile lacks) go."""
-    unknown: Side = "frontier"
+    unknown: RoutedSide = "frontier"
     """Where requests whose task could not be detected go."""
     tasks: TasksConfig = Field(default_factory=TasksConfig)
     """Task detection."""
-    pin: dict[str, Side] = Field(default_factory=dict)
+    pin: dict[str, RoutedSide] = Field(default_factory=dict)
     """Categories forced to one side whatever the profile says."""
     fallback: FallbackConfig = Field(default_factory=FallbackConfig)
     """Backend-failure fallback."""
@@ -153,7 +151,7 @@ class RouteConfig(_Strict):
     """Use per-prompt loss estimates when the profile carries per-item evidence."""
 
 
-class ServerSettings(_Strict):
+class ServerSettings(StrictModel):
     """Settings of the HTTP gateway (``bitrate serve``)."""
 
     api_keys_env: str | None = None
@@ -170,7 +168,7 @@ class ServerSettings(_Strict):
     """Seconds one request may take end to end."""
 
 
-class Policy(_Strict):
+class Policy(StrictModel):
     """A deployment: models, routes over them, and server settings."""
 
     version: Literal[1]
@@ -194,10 +192,10 @@ class Policy(_Strict):
             raise ValueError(f"{'.'.join(map(str, loc))}: {message}")
         return self
 
-    def reference_problems(self) -> list[tuple[tuple[str, ...], str]]:
+    def reference_problems(self) -> list[Problem]:
         """Cross-references that do not hold, as ``(key path, message)``: routes naming
         missing models, names used both as a route and a model."""
-        problems: list[tuple[tuple[str, ...], str]] = []
+        problems: list[Problem] = []
         for name in self.routes:
             if name in self.models:
                 problems.append((("routes", name), f"'{name}' is both a route and a model name"))
@@ -227,8 +225,6 @@ class Policy(_Strict):
         if value is None:
             return None
         if value == EMBEDDED_PROFILE:
-            from sdk import embedded
-
             return embedded.profile_path()
         path = Path(value)
         return path if path.is_absolute() else self._base_dir / path
@@ -240,13 +236,17 @@ class Policy(_Strict):
 
 def load_policy(path: str | Path) -> Policy:
     """Load and validate a policy file; any mistake raises one ``ConfigError`` with file:line and key."""
-    from sdk.policy_yaml import load_validated
-
-    return load_validated(Path(path))
+    source = Path(path)
+    policy = load_yaml_model(
+        source,
+        Policy,
+        what="policy",
+        context={"defer_references": True},
+        problems=Policy.reference_problems,
+    )
+    return policy.bind(source.resolve().parent, source=str(source))
 
 
 def default_policy() -> Policy:
     """The embedded pair: models ``frontier`` (the tiny teacher) and ``student``, route ``auto``."""
-    from sdk import embedded
-
     return load_policy(embedded.EMBEDDED_DIR / "default_policy.yaml")

@@ -18,8 +18,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
+from sdk.config_model import StrictModel
 from sdk.errors import ConfigError
 from sdk.stats import PairedCounts, VerdictName, newcombe_paired_interval, verdict, z_two_sided
 
@@ -38,86 +39,95 @@ __all__ = [
 SCHEMA_VERSION = 1
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class ModelIdentity(_Strict):
+class ModelIdentity(StrictModel):
     """Which model played a side when the profile was measured."""
 
-    name: str = Field(description="The policy's name for the model (e.g. 'student').")
-    model: str | None = Field(default=None, description="The model id or path the backend served.")
-    backend: str | None = Field(
-        default=None, description="Backend kind ('openai', 'transformers', 'vllm'), or 'import'."
-    )
+    name: str
+    """The policy's name for the model (e.g. 'student')."""
+    model: str | None = None
+    """The model id or path the backend served."""
+    backend: str | None = None
+    """Backend kind ('openai', 'transformers', 'vllm'), or 'import'."""
 
 
-class SuiteInfo(_Strict):
+class SuiteInfo(StrictModel):
     """The probe items the profile was measured on."""
 
-    names: list[str] = Field(description="Suite names (or the outcomes file name for an import).")
-    sha256: str = Field(description="SHA-256 of the suite content, so two profiles can be compared.")
-    n_items: int = Field(ge=0, description="Number of items measured.")
+    names: list[str]
+    """Suite names (or the outcomes file name for an import)."""
+    sha256: str
+    """SHA-256 of the suite content, so two profiles can be compared."""
+    n_items: int = Field(ge=0)
+    """Number of items measured."""
 
 
-class Tolerance(_Strict):
+class Tolerance(StrictModel):
     """How much loss is acceptable and how sure we must be."""
 
-    max_loss: float = Field(ge=0.0, le=1.0, description="Largest acceptable mean loss (f - s), e.g. 0.02.")
-    confidence: float = Field(
-        gt=0.0,
-        lt=1.0,
-        description="Two-sided level of the loss interval (0.90: each verdict holds one-sided at 95%).",
-    )
+    max_loss: float = Field(ge=0.0, le=1.0)
+    """Largest acceptable mean loss (f - s), e.g. 0.02."""
+    confidence: float = Field(gt=0.0, lt=1.0)
+    """Two-sided level of the loss interval (0.90: each verdict holds one-sided at 95%)."""
 
 
-class Counts(_Strict):
+class Counts(StrictModel):
     """The paired 2x2 table, present when every score was 0 or 1."""
 
-    both: int = Field(ge=0, description="Items both models got right.")
-    breaks: int = Field(ge=0, description="Items the frontier got right and the student got wrong.")
-    fixes: int = Field(ge=0, description="Items the student got right and the frontier got wrong.")
-    neither: int = Field(ge=0, description="Items both models got wrong.")
+    both: int = Field(ge=0)
+    """Items both models got right."""
+    breaks: int = Field(ge=0)
+    """Items the frontier got right and the student got wrong."""
+    fixes: int = Field(ge=0)
+    """Items the student got right and the frontier got wrong."""
+    neither: int = Field(ge=0)
+    """Items both models got wrong."""
 
     def as_paired(self) -> PairedCounts:
         """The same table as ``sdk.stats.PairedCounts``."""
         return PairedCounts(both=self.both, breaks=self.breaks, fixes=self.fixes, neither=self.neither)
 
 
-class CategoryStats(_Strict):
+class CategoryStats(StrictModel):
     """What the profile knows about one task category."""
 
-    n: int = Field(ge=1, description="Number of items measured in the category.")
-    student_accuracy: float = Field(description="Mean student score.")
-    frontier_accuracy: float = Field(description="Mean frontier score.")
-    retention: float | None = Field(
-        default=None, description="student_accuracy / frontier_accuracy; null when the frontier scored 0."
-    )
-    loss: float = Field(description="Mean of f - s: quality lost when the student answers.")
-    loss_low: float = Field(description="Lower end of the loss interval.")
-    loss_high: float = Field(description="Upper end of the loss interval.")
-    confidence: float = Field(gt=0.0, lt=1.0, description="Two-sided level of [loss_low, loss_high].")
-    interval: Literal["newcombe", "bootstrap"] = Field(
-        description="'newcombe' (paired score interval, 0/1 scores) or 'bootstrap' (paired percentile)."
-    )
-    breaks: float = Field(description="Share of items where the frontier scored higher than the student.")
-    fixes: float = Field(description="Share of items where the student scored higher than the frontier.")
-    verdict: VerdictName = Field(description="Verdict at the profile's tolerance.")
-    counts: Counts | None = Field(
-        default=None, description="Paired 0/1 table, so the verdict can be recomputed exactly."
-    )
-    student_cost: float | None = Field(default=None, description="Mean student cost per call ($).")
-    frontier_cost: float | None = Field(default=None, description="Mean frontier cost per call ($).")
-    student_latency: float | None = Field(
-        default=None, description="Mean student latency per call (s), if known."
-    )
-    frontier_latency: float | None = Field(
-        default=None, description="Mean frontier latency per call (s), if known."
-    )
-    student_tokens: float | None = Field(default=None, description="Mean student tokens per call, if known.")
-    frontier_tokens: float | None = Field(
-        default=None, description="Mean frontier tokens per call, if known."
-    )
+    n: int = Field(ge=1)
+    """Number of items measured in the category."""
+    student_accuracy: float
+    """Mean student score."""
+    frontier_accuracy: float
+    """Mean frontier score."""
+    retention: float | None = None
+    """student_accuracy / frontier_accuracy; null when the frontier scored 0."""
+    loss: float
+    """Mean of f - s: quality lost when the student answers."""
+    loss_low: float
+    """Lower end of the loss interval."""
+    loss_high: float
+    """Upper end of the loss interval."""
+    confidence: float = Field(gt=0.0, lt=1.0)
+    """Two-sided level of [loss_low, loss_high]."""
+    interval: Literal["newcombe", "bootstrap"]
+    """'newcombe' (paired score interval, 0/1 scores) or 'bootstrap' (paired percentile)."""
+    breaks: float
+    """Share of items where the frontier scored higher than the student."""
+    fixes: float
+    """Share of items where the student scored higher than the frontier."""
+    verdict: VerdictName
+    """Verdict at the profile's tolerance."""
+    counts: Counts | None = None
+    """Paired 0/1 table, so the verdict can be recomputed exactly."""
+    student_cost: float | None = None
+    """Mean student cost per call ($)."""
+    frontier_cost: float | None = None
+    """Mean frontier cost per call ($)."""
+    student_latency: float | None = None
+    """Mean student latency per call (s), if known."""
+    frontier_latency: float | None = None
+    """Mean frontier latency per call (s), if known."""
+    student_tokens: float | None = None
+    """Mean student tokens per call, if known."""
+    frontier_tokens: float | None = None
+    """Mean frontier tokens per call, if known."""
 
     def interval_at(self, confidence: float) -> tuple[float, float]:
         """The loss interval at another two-sided ``confidence``.
@@ -140,36 +150,44 @@ class CategoryStats(_Strict):
         return verdict(low, high, max_loss)
 
 
-class EvidenceItem(_Strict):
+class EvidenceItem(StrictModel):
     """One measured item, kept so a per-prompt estimator can learn from it."""
 
-    id: str = Field(description="Item id, unique in the profile.")
-    category: str = Field(description="The item's task category.")
-    prompt: str = Field(description="The prompt text (user messages joined by blank lines).")
-    student: float = Field(ge=0.0, le=1.0, description="Student score in [0, 1].")
-    frontier: float = Field(ge=0.0, le=1.0, description="Frontier score in [0, 1].")
+    id: str
+    """Item id, unique in the profile."""
+    category: str
+    """The item's task category."""
+    prompt: str
+    """The prompt text (user messages joined by blank lines)."""
+    student: float = Field(ge=0.0, le=1.0)
+    """Student score in [0, 1]."""
+    frontier: float = Field(ge=0.0, le=1.0)
+    """Frontier score in [0, 1]."""
 
 
-class Profile(_Strict):
+class Profile(StrictModel):
     """A capability profile: student vs frontier, per task category."""
 
-    schema_version: Literal[1] = Field(default=1, description="File format version; this bitrate reads 1.")
-    created_at: datetime = Field(description="When the profile was assembled (UTC, ISO 8601).")
-    method: Literal["build", "import"] = Field(
-        description="'build' (measured by bitrate) or 'import' (from recorded outcomes)."
-    )
-    student: ModelIdentity = Field(description="The model that would substitute.")
-    frontier: ModelIdentity = Field(description="The model being substituted.")
-    suite: SuiteInfo = Field(description="The items measured.")
-    tolerance: Tolerance = Field(description="Tolerance and confidence the verdicts were computed at.")
-    categories: dict[str, CategoryStats] = Field(description="Per-category figures, keyed by category name.")
-    evidence: list[EvidenceItem] | None = Field(
-        default=None, description="Per-item scores, or null when left out for sharing."
-    )
-    calls: dict[str, int] = Field(
-        default_factory=dict,
-        description="Call accounting, e.g. {'student': 120, 'frontier': 0, 'cached': 120, 'saved': 40}.",
-    )
+    schema_version: Literal[1] = 1
+    """File format version; this bitrate reads 1."""
+    created_at: datetime
+    """When the profile was assembled (UTC, ISO 8601)."""
+    method: Literal["build", "import"]
+    """'build' (measured by bitrate) or 'import' (from recorded outcomes)."""
+    student: ModelIdentity
+    """The model that would substitute."""
+    frontier: ModelIdentity
+    """The model being substituted."""
+    suite: SuiteInfo
+    """The items measured."""
+    tolerance: Tolerance
+    """Tolerance and confidence the verdicts were computed at."""
+    categories: dict[str, CategoryStats]
+    """Per-category figures, keyed by category name."""
+    evidence: list[EvidenceItem] | None = None
+    """Per-item scores, or null when left out for sharing."""
+    calls: dict[str, int] = Field(default_factory=dict)
+    """Call accounting, e.g. {'student': 120, 'frontier': 0, 'cached': 120, 'saved': 40}."""
 
     def verdicts(self, max_loss: float | None = None, confidence: float | None = None) -> dict[str, str]:
         """Verdict per category, at the profile's tolerance unless another is given."""

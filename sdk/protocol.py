@@ -27,15 +27,16 @@ __all__ = [
     "ErrorBody",
     "ErrorDetail",
     "Usage",
+    "WireModel",
     "new_completion_id",
     "text_of",
 ]
 
 
-class _Wire(BaseModel):
-    """Base for wire objects: unknown fields are kept, not rejected."""
+class WireModel(BaseModel):
+    """Base for wire objects: unknown fields are kept, not rejected; field docstrings documented."""
 
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    model_config = ConfigDict(extra="allow", populate_by_name=True, use_attribute_docstrings=True)
 
     def set_extra(self, name: str, value: Any) -> None:
         """Set an extra (undeclared) field, as ``obj.name = value`` would, but straight into
@@ -52,7 +53,7 @@ class _Wire(BaseModel):
 # --------------------------------------------------------------------- request
 
 
-class TextPart(_Wire):
+class TextPart(WireModel):
     """A text part of a multi-part message content."""
 
     type: Literal["text"] = "text"
@@ -61,14 +62,14 @@ class TextPart(_Wire):
     """The text of this part."""
 
 
-class ImageURL(_Wire):
+class ImageURL(WireModel):
     url: str
     """An ``https://`` or ``data:`` URL of the image."""
     detail: str | None = None
     """``auto``, ``low`` or ``high``."""
 
 
-class ImagePart(_Wire):
+class ImagePart(WireModel):
     """An image part; local backends reject it, HTTP backends pass it on."""
 
     type: Literal["image_url"] = "image_url"
@@ -77,7 +78,7 @@ class ImagePart(_Wire):
     """Where the image is."""
 
 
-class OtherPart(_Wire):
+class OtherPart(WireModel):
     """Any other content part (audio, file, ...): kept and passed through."""
 
     type: str
@@ -87,14 +88,14 @@ class OtherPart(_Wire):
 ContentPart = TextPart | ImagePart | OtherPart
 
 
-class FunctionCall(_Wire):
+class FunctionCall(WireModel):
     name: str
     """The function's name."""
     arguments: str = ""
     """The arguments as a JSON string, as the model wrote them."""
 
 
-class ToolCall(_Wire):
+class ToolCall(WireModel):
     id: str
     """The call's id; a ``tool`` message answers it by ``tool_call_id``."""
     type: Literal["function"] = "function"
@@ -103,7 +104,7 @@ class ToolCall(_Wire):
     """The function called and its arguments."""
 
 
-class ChatMessage(_Wire):
+class ChatMessage(WireModel):
     """One message of the conversation."""
 
     role: Literal["system", "developer", "user", "assistant", "tool"]
@@ -135,12 +136,12 @@ def text_of(message: ChatMessage) -> str:
     return "".join(p.text for p in message.content if isinstance(p, TextPart))
 
 
-class StreamOptions(_Wire):
+class StreamOptions(WireModel):
     include_usage: bool = False
     """Send a last chunk with ``usage`` and no choices."""
 
 
-class JSONSchemaSpec(_Wire):
+class JSONSchemaSpec(WireModel):
     name: str
     """Name of the schema."""
     schema_: dict[str, Any] | None = Field(default=None, alias="schema")
@@ -151,17 +152,17 @@ class JSONSchemaSpec(_Wire):
     """What the schema is for."""
 
 
-class ResponseFormatText(_Wire):
+class ResponseFormatText(WireModel):
     type: Literal["text"]
     """Plain text (the default)."""
 
 
-class ResponseFormatJSONObject(_Wire):
+class ResponseFormatJSONObject(WireModel):
     type: Literal["json_object"]
     """Any valid JSON object."""
 
 
-class ResponseFormatJSONSchema(_Wire):
+class ResponseFormatJSONSchema(WireModel):
     type: Literal["json_schema"]
     """JSON that satisfies ``json_schema.schema``."""
     json_schema: JSONSchemaSpec
@@ -174,7 +175,7 @@ ResponseFormat = Annotated[
 ]
 
 
-class FunctionDef(_Wire):
+class FunctionDef(WireModel):
     name: str
     """The function's name."""
     description: str | None = None
@@ -185,14 +186,14 @@ class FunctionDef(_Wire):
     """Ask for strict argument schema adherence."""
 
 
-class Tool(_Wire):
+class Tool(WireModel):
     type: Literal["function"] = "function"
     """Always ``"function"``."""
     function: FunctionDef
     """The function offered to the model."""
 
 
-class ChatRequest(_Wire):
+class ChatRequest(WireModel):
     """A ``POST /v1/chat/completions`` body. Unknown fields are kept for pass-through."""
 
     model: str
@@ -280,7 +281,7 @@ _UPSTREAM_OWN_PLAIN = {*_UPSTREAM_OWN, "stream_options"}
 # -------------------------------------------------------------------- response
 
 
-class Usage(_Wire):
+class Usage(WireModel):
     prompt_tokens: int = 0
     """Tokens in the prompt."""
     completion_tokens: int = 0
@@ -289,7 +290,7 @@ class Usage(_Wire):
     """Their sum."""
 
 
-class TopLogprob(_Wire):
+class TopLogprob(WireModel):
     token: str
     """The token's text."""
     logprob: float
@@ -303,12 +304,12 @@ class TokenLogprob(TopLogprob):
     """The most likely alternatives at this position."""
 
 
-class ChoiceLogprobs(_Wire):
+class ChoiceLogprobs(WireModel):
     content: list[TokenLogprob] | None = None
     """One entry per generated token."""
 
 
-class ResponseMessage(_Wire):
+class ResponseMessage(WireModel):
     role: Literal["assistant"] = "assistant"
     """Always ``"assistant"``."""
     content: str | None = None
@@ -320,7 +321,7 @@ class ResponseMessage(_Wire):
 FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "function_call"]
 
 
-class Choice(_Wire):
+class Choice(WireModel):
     index: int = 0
     """Position of this choice."""
     message: ResponseMessage
@@ -336,7 +337,7 @@ def new_completion_id() -> str:
     return f"chatcmpl-{uuid.uuid4().hex[:24]}"
 
 
-class ChatCompletion(_Wire):
+class ChatCompletion(WireModel):
     """A non-streaming answer."""
 
     id: str = Field(default_factory=new_completion_id)
@@ -353,7 +354,7 @@ class ChatCompletion(_Wire):
     """Token counts."""
 
 
-class Delta(_Wire):
+class Delta(WireModel):
     role: Literal["assistant"] | None = None
     """Set on a choice's first chunk."""
     content: str | None = None
@@ -362,7 +363,7 @@ class Delta(_Wire):
     """Pieces of tool calls."""
 
 
-class ChunkChoice(_Wire):
+class ChunkChoice(WireModel):
     index: int = 0
     """Which choice this piece belongs to."""
     delta: Delta
@@ -373,7 +374,7 @@ class ChunkChoice(_Wire):
     """Log-probabilities of this piece's tokens when requested."""
 
 
-class ChatCompletionChunk(_Wire):
+class ChatCompletionChunk(WireModel):
     """One server-sent event of a streaming answer."""
 
     id: str
@@ -393,7 +394,7 @@ class ChatCompletionChunk(_Wire):
 # ----------------------------------------------------------------------- error
 
 
-class ErrorDetail(_Wire):
+class ErrorDetail(WireModel):
     message: str
     """What went wrong, for a human."""
     type: str
@@ -405,7 +406,7 @@ class ErrorDetail(_Wire):
     """A stable machine-readable code."""
 
 
-class ErrorBody(_Wire):
+class ErrorBody(WireModel):
     """The OpenAI error envelope: ``{"error": {...}}``."""
 
     error: ErrorDetail

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from sdk.config_model import StrictModel
 
 __all__ = [
     "ModelConfig",
@@ -18,11 +20,7 @@ __all__ = [
 ]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class Price(_Strict):
+class Price(StrictModel):
     """Dollars per one million tokens."""
 
     input: float = Field(default=0.0, ge=0)
@@ -35,7 +33,7 @@ class Price(_Strict):
         return (prompt_tokens * self.input + completion_tokens * self.output) / 1e6
 
 
-class _Common(_Strict):
+class _Common(StrictModel):
     price: Price = Field(default_factory=Price)
     """What one call costs, for cost accounting."""
 

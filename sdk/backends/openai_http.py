@@ -3,7 +3,7 @@
 Serves the frontier API and a student behind ``vllm serve``. What to send and how
 to read answers lives in :mod:`sdk.backends.openai_wire` (plain functions); when
 and how long to retry in :mod:`sdk.backends.retry`; SSE parsing in
-:mod:`sdk.backends.sse`; the HTTP client (aiohttp, or httpx) in
+:mod:`sdk.backends.sse_decode`; the HTTP client (aiohttp, or httpx) in
 :mod:`sdk.backends.transports`. This module only sends, and translates the client's
 exceptions to :mod:`sdk.errors` at one boundary (:func:`translate_errors`):
 
@@ -49,7 +49,7 @@ from sdk.backends.openai_wire import (
     truncate,
 )
 from sdk.backends.retry import RetryPolicy
-from sdk.backends.sse import iter_chunk_batches
+from sdk.backends.sse_decode import iter_chunk_batches
 from sdk.backends.transports import Reply, Transport, make_transport
 from sdk.errors import BackendError, BackendTimeout, BackendUnavailable, ConfigError
 from sdk.protocol import ChatCompletion, ChatCompletionChunk, ChatRequest
@@ -165,7 +165,7 @@ class OpenAIBackend(Backend):
         self.retry = retry or RetryPolicy.from_config(config)
         self._api_key = read_api_key(config)
         self._httpx_pool = transport
-        self._wire: Transport | None = None
+        self._transport: Transport | None = None
         secret = self._secret
         self._translator = translate_errors(name, config, secret)  # stateless: one for every call
         self._headers = {  # built once; every client copies them into its own structure
@@ -181,11 +181,11 @@ class OpenAIBackend(Backend):
         return self._api_key.get_secret_value() if self._api_key else None
 
     @property
-    def wire(self) -> Transport:
+    def transport(self) -> Transport:
         """The shared pooled client, created on first use (inside the running loop)."""
-        if self._wire is None:
-            self._wire = make_transport(self.config, self._httpx_pool)
-        return self._wire
+        if self._transport is None:
+            self._transport = make_transport(self.config, self._httpx_pool)
+        return self._transport
 
     def _prepare(self, request: ChatRequest, *, stream: bool) -> PreparedRequest:
         return build_request(self.config, request, self._secret, stream=stream, headers=self._headers[stream])
@@ -200,7 +200,7 @@ class OpenAIBackend(Backend):
 
     async def _complete_once(self, prepared: PreparedRequest) -> ChatCompletion:
         with self._errors():
-            reply = await self.wire.send(prepared)
+            reply = await self.transport.send(prepared)
             try:
                 content = await reply.read()  # reading to the end releases the connection
             finally:
@@ -228,7 +228,7 @@ class OpenAIBackend(Backend):
 
     async def _open_stream(self, prepared: PreparedRequest) -> Reply:
         with self._errors():
-            reply = await self.wire.send(prepared)
+            reply = await self.transport.send(prepared)
         try:
             if reply.status >= 400:
                 with self._errors():
@@ -251,7 +251,9 @@ class OpenAIBackend(Backend):
         try:
             with self._errors():
                 url = endpoint(self.config, "models")
-                status = await self.wire.get_status(url, headers, min(HEALTH_TIMEOUT, self.config.timeout))
+                status = await self.transport.get_status(
+                    url, headers, min(HEALTH_TIMEOUT, self.config.timeout)
+                )
         except BackendError as exc:
             log.info("%s: health check failed: %s", self.name, exc)
             return False
@@ -259,6 +261,6 @@ class OpenAIBackend(Backend):
 
     async def close(self) -> None:
         """Close the pooled client and its connections."""
-        if self._wire is not None:
-            wire, self._wire = self._wire, None
-            await wire.aclose()
+        if self._transport is not None:
+            transport, self._transport = self._transport, None
+            await transport.aclose()

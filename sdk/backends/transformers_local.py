@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 from collections.abc import AsyncIterator
+from types import ModuleType
 
 from sdk.backends.base import Backend
 from sdk.backends.config import TransformersConfig
@@ -22,11 +24,13 @@ from sdk.protocol import ChatCompletion, ChatCompletionChunk, ChatRequest
 __all__ = ["TransformersBackend"]
 
 
-def _import_runtime():
-    try:
-        from sdk.backends import hf_model, hf_worker
-    except ImportError as exc:  # torch or transformers absent
-        raise DependencyMissing(exc.name or "transformers", "local") from exc
+def _import_runtime() -> tuple[ModuleType, ModuleType]:
+    """The modules that run the model; they import torch, so they load when a local model is built."""
+    for package in ("torch", "transformers"):
+        if importlib.util.find_spec(package) is None:
+            raise DependencyMissing(package, "local")
+    from sdk.backends import hf_model, hf_worker
+
     return hf_model, hf_worker
 
 

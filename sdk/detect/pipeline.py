@@ -11,7 +11,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from sdk.decision import TaskGuess
-from sdk.detect.base import DetectContext, Detector, load_factory
+from sdk.detect.base import DetectContext, Detector
+from sdk.detect.registry import REGISTRY
 from sdk.errors import DependencyMissing
 from sdk.protocol import ChatRequest
 
@@ -21,8 +22,8 @@ UNKNOWN = TaskGuess("unknown", "none", 0.0)
 
 
 class LazyDetector:
-    """A registry detector built on first use. A missing module or optional dependency
-    makes it a no-op with a ``note`` saying why."""
+    """A registry detector built on first use. A missing optional dependency makes it a
+    no-op with a ``note`` saying why."""
 
     def __init__(self, name: str, build: Callable[[], Detector]):
         self.name = name
@@ -36,7 +37,7 @@ class LazyDetector:
             build, self._build = self._build, None
             try:
                 self._detector = build()
-            except (ImportError, DependencyMissing) as exc:
+            except DependencyMissing as exc:
                 self.note = f"detector '{self.name}' skipped: {exc}"
         return self._detector
 
@@ -85,7 +86,7 @@ def build_pipeline(ctx: DetectContext) -> DetectionPipeline:
     """The route's detectors from the registry, in the policy's order, each built on first use."""
 
     def builder(name: str) -> Callable[[], Detector]:
-        return lambda: load_factory(name)(ctx)
+        return lambda: REGISTRY[name](ctx)
 
     detectors = [LazyDetector(name, builder(name)) for name in ctx.route.tasks.detect]
     return DetectionPipeline(detectors, ctx.route.tasks.min_confidence)

@@ -119,4 +119,5 @@ def test_openapi_document_describes_the_chat_route(tiny_gateway: RunningServer):
     request_ref = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
     request_schema = document["components"]["schemas"][request_ref.rsplit("/", 1)[1]]
     assert {"model", "messages"} <= set(request_schema["required"])
+    assert "route name" in request_schema["properties"]["model"]["description"]
     assert {"200", "400", "401", "404", "413", "502", "503", "504"} <= set(operation["responses"])

@@ -38,7 +38,7 @@ from typing import Any, Literal
 import httpx
 import pytest
 
-from profiles.stats import summarize
+from profiles.summary import summarize
 from sdk.engine import Circuit, Engine
 from sdk.policy import Policy
 from sdk.profile import ModelIdentity, Profile, SuiteInfo, Tolerance
@@ -146,8 +146,8 @@ class MalformedEvent(Fault):
 
 Mode = Literal["json", "stream"]
 Kind = Literal["ok", "before", "mid"]
-Side = Literal["student", "frontier_safe", "frontier_pinned"]
-SIDES: tuple[Side, ...] = ("student", "frontier_safe", "frontier_pinned")
+Leg = Literal["student", "frontier_safe", "frontier_pinned"]
+LEGS: tuple[Leg, ...] = ("student", "frontier_safe", "frontier_pinned")
 
 
 @dataclass(frozen=True)
@@ -247,19 +247,19 @@ class Expected:
     """How a stream ends: ``[DONE]`` or an error event (``None`` for JSON or an error status)."""
 
 
-def faulty_model(row: Row, side: Side) -> str:
+def faulty_model(row: Row, side: Leg) -> str:
     """The policy model the fault hits."""
     if row.make is None:
         return "dead"
     return "student" if side == "student" else "frontier"
 
 
-def other_model(side: Side) -> str:
+def other_model(side: Leg) -> str:
     """The policy model on the other side of the route."""
     return "frontier" if side == "student" else "student"
 
 
-def expected(row: Row, side: Side) -> Expected:
+def expected(row: Row, side: Leg) -> Expected:
     """The outcome of ``row`` on ``side``, from the policy's fallback rules."""
     stream = row.mode == "stream"
     if row.kind == "ok":
@@ -271,7 +271,7 @@ def expected(row: Row, side: Side) -> Expected:
     return Expected(200, other_model(side), True, "done" if stream else None)
 
 
-def describe(row: Row, side: Side) -> str:
+def describe(row: Row, side: Leg) -> str:
     """One cell of the doc table."""
     exp = expected(row, side)
     if exp.status != 200:
@@ -291,7 +291,7 @@ def markdown_table() -> str:
     ]
     lines = [
         f"| {r.fault} | {r.mode} | {r.what or r.fault} | {r.tries or '-'} | "
-        + " | ".join(describe(r, s) for s in SIDES)
+        + " | ".join(describe(r, s) for s in LEGS)
         + f" | {f'{r.at_least:g}-' if r.at_least else '< '}{r.seconds:g} s |"
         for r in ROWS
     ]
@@ -473,7 +473,7 @@ def _check_stream_end(answer: Answer, row: Row, exp: Expected) -> None:
     assert set(error) == {"message", "type", "param", "code"}
 
 
-def _check_answer(answer: Answer, row: Row, side: Side) -> None:
+def _check_answer(answer: Answer, row: Row, side: Leg) -> None:
     exp = expected(row, side)
     assert answer.status == exp.status, answer.text
     if exp.status != 200:
@@ -498,11 +498,11 @@ def _leaks(text: str) -> list[str]:
     return [secret for secret in (UPSTREAM_KEY, CANARY) if secret in text]
 
 
-CASES = [pytest.param(row, side, id=f"{row.fault}-{row.mode}-{side}") for row in ROWS for side in SIDES]
+CASES = [pytest.param(row, side, id=f"{row.fault}-{row.mode}-{side}") for row in ROWS for side in LEGS]
 
 
 @pytest.mark.parametrize(("row", "side"), CASES)
-def test_fault(bench: Bench, row: Row, side: Side):
+def test_fault(bench: Bench, row: Row, side: Leg):
     faulty, other = faulty_model(row, side), other_model(side)
     if row.make is not None:
         bench.servers[faulty].script(*(row.make() for _ in range(row.tries)))

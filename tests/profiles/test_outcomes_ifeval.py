@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from profiles.cli import profile_app
+from bitrate_cli.profile import profile_app
 from profiles.ifeval_outcomes import OUTCOMES_FILE, ifeval_outcomes, instruction_group, list_models
 from sdk.profile import load_profile
 from sdk.stats import PairedCounts, newcombe_paired_interval

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 import pytest
 
 from profiles.cache import CallCache
-from profiles.runner import Runner, RunOptions, Side
-from profiles.stats import SequentialMonitor
+from profiles.runner import Contender, Runner, RunOptions
 from profiles.suites import Item
+from profiles.summary import SequentialMonitor
 from sdk.backends import OpenAIConfig, Price, make_backend
 from tests.support.fault_server import Fault, Status, completion, fault_server
 
@@ -68,7 +68,7 @@ async def sides(server):
         config = OpenAIConfig(
             backend="openai", base_url=server.base_url, model=model, max_retries=0, price=price
         )
-        made.append(Side(name, config, make_backend(name, config)))
+        made.append(Contender(name, config, make_backend(name, config)))
     yield made
     for side in made:
         await side.backend.close()
@@ -131,7 +131,7 @@ async def test_failed_item_is_dropped_reported_and_retried_next_run(sides, serve
     with fault_server() as failing:
         failing.script(Status(400, message="bad things"), *[Solver()] * 10)
         config = OpenAIConfig(backend="openai", base_url=failing.base_url, model="small", max_retries=0)
-        flaky = Side("student", config, make_backend("student", config))
+        flaky = Contender("student", config, make_backend("student", config))
         with CallCache(tmp_path) as cache:
             runner = Runner(flaky, frontier, cache=cache, options=RunOptions(quiet=True, concurrency=1))
             first = await runner.run(items(2, 0))
@@ -170,7 +170,7 @@ async def test_in_process_transformers_pair_with_cache(tiny_model_dir, tmp_path)
     made = []
     for name in ("student", "frontier"):
         config = TransformersConfig(backend="transformers", model=str(tiny_model_dir), threads=1)
-        made.append(Side(name, config, make_backend(name, config)))
+        made.append(Contender(name, config, make_backend(name, config)))
     suite = [
         Item(id="n", category="numbers", prompt="How many times?", reference=42, grader="numeric"),
         Item(id="w", category="words", prompt="Which animal?", reference="cat", grader="regex"),

@@ -127,7 +127,7 @@ def test_routing_modules_import_light():
 
     heavy = ("torch", "transformers", "vllm", "fastapi", "uvicorn", "numpy")
     code = (
-        "import sys, sdk, sdk.client, sdk.engine, sdk.cli, sdk.decide, sdk.detect\n"
+        "import sys, sdk, sdk.client, sdk.engine, sdk.decide, sdk.detect\n"
         "sdk.Client, sdk.load_policy\n"
         f"print(','.join(m for m in {heavy!r} if m in sys.modules))"
     )

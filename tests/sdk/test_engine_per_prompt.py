@@ -5,10 +5,8 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime
 
-import pytest
 import yaml
 
-import sdk.estimate
 from sdk.engine import Engine
 from sdk.policy import load_policy
 from sdk.profile import EvidenceItem, ModelIdentity, Profile, SuiteInfo, Tolerance
@@ -42,13 +40,7 @@ def mixed_profile() -> Profile:
     )
 
 
-@pytest.fixture
-def hashing_embedder(monkeypatch):
-    """The estimator's cheap path (TF-IDF hashing) instead of MiniLM: seconds, not half a minute."""
-    monkeypatch.setattr(sdk.estimate, "minilm_available", lambda: False)
-
-
-async def test_per_prompt_sends_easy_prompts_of_an_unsafe_category_to_the_student(tmp_path, hashing_embedder):
+async def test_per_prompt_sends_easy_prompts_of_an_unsafe_category_to_the_student(tmp_path):
     mixed_profile().save(tmp_path / "profile.json")
     with fault_server("stu") as student, fault_server("fro") as frontier:
         student.script(Ok("s"))

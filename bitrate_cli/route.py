@@ -1,28 +1,61 @@
-"""``bitrate route eval``: replay recorded outcomes through a route, offline (see ``sdk.replay``).
-
-``eval_command`` is a plain function with typer annotations; ``sdk.cli`` registers it.
-"""
+"""``bitrate route explain`` (where a message would go and why, no model call) and
+``bitrate route eval`` (recorded outcomes replayed through a route, offline: see ``profiles.replay``)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from sdk.errors import BitrateError, UnknownModel
+from bitrate_cli.common import PolicyOption, RouteOption, cli_errors, policy_or_default
+from profiles.outcomes import read_outcome_rows
+from profiles.replay import ReplayReport, replay, replay_report, route_with
+from sdk.engine import Engine
+from sdk.errors import UnknownModel
+from sdk.protocol import ChatMessage, ChatRequest
 
-__all__ = ["eval_command", "replay_policy"]
+__all__ = ["replay_policy", "route_app"]
+
+route_app = typer.Typer(help="Inspect routing decisions and replay recorded outcomes.", no_args_is_help=True)
+TaskOption = Annotated[str | None, typer.Option("--task", help="A task hint, as the x-bitrate-task header.")]
 
 
-def replay_policy(policy_path: Path | None, route: str | None, outcomes: Path, *, bins: int | None = 10):
+@route_app.command("explain")
+def explain(
+    text: Annotated[str, typer.Argument(help="The user message to route.")],
+    policy: PolicyOption = None,
+    route: RouteOption = None,
+    task: TaskOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the decision as JSON.")] = False,
+) -> None:
+    """Show where TEXT would go and why, without calling any model."""
+    with cli_errors():
+        engine = Engine(policy_or_default(policy))
+        name = route or next(iter(engine.policy.routes), None) or next(iter(engine.policy.models))
+        request = ChatRequest(model=name, messages=[ChatMessage(role="user", content=text)])
+        decision = engine.explain(request, task)
+    if as_json:
+        typer.echo(json.dumps(decision.to_meta(), indent=2))
+        return
+    typer.echo(f"route:   {decision.route} -> {decision.target} ({decision.side})")
+    source, conf = decision.task_source, decision.task_confidence
+    typer.echo(f"task:    {decision.task} (by {source}, confidence {conf:.2f})")
+    loss = "n/a" if decision.estimated_loss is None else f"{decision.estimated_loss:.3f}"
+    typer.echo(f"verdict: {decision.verdict} (estimated loss {loss}, rule {decision.rule})")
+    typer.echo(f"reason:  {decision.reason}")
+    runtime = engine.routes().get(name)
+    for note in runtime.notes if runtime else []:
+        typer.echo(f"note:    {note}")
+
+
+def replay_policy(
+    policy_path: Path | None, route: str | None, outcomes: Path, *, bins: int | None = 10
+) -> ReplayReport:
     """Load the policy (default: the embedded pair) and replay ``outcomes`` through ``route``
-    (default: the policy's first route). Returns the :class:`sdk.replay.ReplayReport`."""
-    from sdk.engine import Engine
-    from sdk.policy import default_policy, load_policy
-    from sdk.replay import read_outcome_rows, replay, replay_report, route_with
-
-    policy = load_policy(policy_path) if policy_path else default_policy()
+    (default: the policy's first route)."""
+    policy = policy_or_default(policy_path)
     name = route or next(iter(policy.routes), None)
     if name is None or name not in policy.routes:
         known = ", ".join(policy.routes) or "none"
@@ -40,7 +73,7 @@ def _fmt(value: float | None, pct: bool = False) -> str:
     return f"{value * 100:.1f}%" if pct else f"{value:.3f}"
 
 
-def _loss_line(report) -> str:
+def _loss_line(report: ReplayReport) -> str:
     interval = f"[{_fmt(report.realised_loss_low)}, {_fmt(report.realised_loss_high)}]"
     kept = "kept" if report.within_tolerance else "BROKEN"
     return (
@@ -49,7 +82,7 @@ def _loss_line(report) -> str:
     )
 
 
-def _print_table(report) -> None:
+def _print_table(report: ReplayReport) -> None:
     lines = [
         ("items", str(report.n)),
         ("sent to student", _fmt(report.student_share, pct=True)),
@@ -73,16 +106,13 @@ def _print_table(report) -> None:
     )
 
 
+@route_app.command("eval")
 def eval_command(
     outcomes: Annotated[
         Path, typer.Option("--outcomes", "-o", help="Outcomes JSONL (the format of 'profile import').")
     ],
-    policy: Annotated[
-        Path | None, typer.Option("--policy", "-p", help="Policy YAML (default: the embedded pair).")
-    ] = None,
-    route: Annotated[
-        str | None, typer.Option("--route", "-r", help="Route name (default: the first).")
-    ] = None,
+    policy: PolicyOption = None,
+    route: RouteOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     bins: Annotated[
         int,
@@ -91,11 +121,8 @@ def eval_command(
 ) -> None:
     """Replay recorded outcomes through a route without calling any model: student share, quality,
     realised loss against the promise, cost saved, and RouteLLM's APGR and CPT."""
-    try:
+    with cli_errors():
         report = replay_policy(policy, route, outcomes, bins=bins or None)
-    except BitrateError as exc:
-        typer.echo(f"error: {exc.message}", err=True)
-        raise typer.Exit(2) from exc
     if as_json:
         typer.echo(report.dumps())
     else:

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from gateway.demo import demo, run_demo, workload
+from bitrate_cli.demo import demo, run_demo, workload
 from profiles.assemble import ItemOutcome, assemble_profile
-from profiles.report import write_report
+from profiles.suites import load_suite
 from sdk.policy import load_policy
 from sdk.profile import ModelIdentity, SuiteInfo, Tolerance
 from tests.gateway.conftest import TINY_POLICY
@@ -61,7 +61,6 @@ def test_demo_routes_by_verdict_and_prints_the_table(tiny_model_dir: Path, tmp_p
     console = Console(record=True, width=160)
 
     result = demo(
-        write_report,
         policy=load_policy(tmp_path / "policy.yaml"),
         suite=tmp_path / "suite.jsonl",
         per_category=3,
@@ -93,8 +92,8 @@ def test_run_demo_returns_the_exit_status(tiny_model_dir: Path, tmp_path: Path):
 
 def test_workload_interleaves_categories(tmp_path: Path):
     _write_suite(tmp_path / "suite.jsonl")
-    items = workload(tmp_path / "suite.jsonl", per_category=2)
-    assert [item["category"] for item in items] == ["copy", "chat", "copy", "chat"]
+    items = workload(load_suite(str(tmp_path / "suite.jsonl")).items, per_category=2)
+    assert [item.category for item in items] == ["copy", "chat", "copy", "chat"]
 
 
 def test_run_demo_without_a_profile_exits_2_with_one_line(tiny_model_dir: Path, tmp_path: Path):

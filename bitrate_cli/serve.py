@@ -1,19 +1,22 @@
 """``bitrate serve``: the gateway under uvicorn.
 
-``serve`` is a plain typer command function; ``bitrate_cli`` registers it. Heavy
-imports (FastAPI, the engine, models) happen inside it, so other ``bitrate``
-commands start fast. uvicorn picks uvloop and httptools when they are installed
-(they are dependencies): measured here with wrk, 1.85x the requests per second of
-asyncio + h11 on ``/healthz`` and 1.35x on a proxied chat completion.
+``serve`` is a plain typer command function; ``bitrate_cli`` registers it. uvicorn picks
+uvloop and httptools when they are installed (they are dependencies): measured here with
+wrk, 1.85x the requests per second of asyncio + h11 on ``/healthz`` and 1.35x on a
+proxied chat completion.
 """
 
 from __future__ import annotations
 
+import copy
+import importlib.util
 import signal
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+
+from sdk.errors import ConfigError
 
 __all__ = ["serve"]
 
@@ -21,16 +24,12 @@ _LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
 
 def _fast_or(module: str, fast: str, fallback: str) -> str:
-    import importlib.util
-
     return fast if importlib.util.find_spec(module) is not None else fallback
 
 
 def _log_config(level: str) -> dict:
     """uvicorn's logging config, plus bitrate's own loggers at ``level`` on the same handler."""
-    import copy
-
-    from uvicorn.config import LOGGING_CONFIG
+    from uvicorn.config import LOGGING_CONFIG  # (the server's imports wait for `serve`: fast start-up)
 
     config = copy.deepcopy(LOGGING_CONFIG)
     config["loggers"]["bitrate"] = {"handlers": ["default"], "level": level.upper(), "propagate": False}
@@ -66,10 +65,9 @@ def serve(
     access_log: Annotated[bool, typer.Option(help="Log every request (costs throughput).")] = False,
 ) -> None:
     """Serve the OpenAI-compatible gateway: POST /v1/chat/completions, GET /v1/models, /metrics."""
-    import uvicorn
+    import uvicorn  # the web stack loads when the command runs, not for every `bitrate` start-up
 
     from gateway.app import create_app
-    from sdk.errors import ConfigError
 
     if log_level not in _LOG_LEVELS:
         raise typer.BadParameter(f"must be one of: {', '.join(_LOG_LEVELS)}", param_hint="--log-level")

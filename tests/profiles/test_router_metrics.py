@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sdk.router_metrics import CurvePoint, apgr, cpt, realised_loss, sweep
+from profiles.router_metrics import CurvePoint, apgr, cpt, realised_loss, sweep
 
 
 def outcomes(n: int, seed: int = 0):

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from sdk.cli_student import student_app
+from bitrate_cli.student import student_app
 
 runner = CliRunner()
 

@@ -1,7 +1,6 @@
 """``bitrate profile build``: measure student vs frontier on probe suites, write a profile.
 
-A plain function with typer annotations, registered by ``profiles.cli`` as
-``profile_app.command("build")(build)``. Without ``--policy`` it measures the
+Registered by ``bitrate_cli.profile``. Without ``--policy`` it measures the
 embedded pair (``sdk.policy.default_policy()``).
 """
 
@@ -12,12 +11,16 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
+from rich.table import Table
 
+from bitrate_cli.common import policy_or_default
 from profiles.assemble import assemble_profile
 from profiles.cache import CallCache
-from profiles.runner import Runner, RunOptions, RunResult, Side
-from profiles.stats import SequentialMonitor
+from profiles.runner import Contender, Runner, RunOptions, RunResult
 from profiles.suites import Suite, load_suite
+from profiles.summary import SequentialMonitor
+from sdk.backends import make_backend
 from sdk.errors import BitrateError, ConfigError
 from sdk.profile import Profile, SuiteInfo, Tolerance
 
@@ -26,19 +29,16 @@ __all__ = ["build", "build_profile"]
 _STYLE = {"safe": "green", "uncertain": "yellow", "unsafe": "red"}
 
 
-def _sides(policy_path: Path | None, route: str) -> tuple[list[Side], Tolerance]:
+def _sides(policy_path: Path | None, route: str) -> tuple[list[Contender], Tolerance]:
     """Build both backends of ``route`` and read its tolerance."""
-    from sdk.backends import make_backend
-    from sdk.policy import default_policy, load_policy
-
-    policy = load_policy(policy_path) if policy_path else default_policy()
+    policy = policy_or_default(policy_path)
     config = policy.route_of(route)
     if config is None:
         raise ConfigError(
             f"no route '{route}' (routes: {', '.join(sorted(policy.routes)) or 'none'})", key="route"
         )
     sides = [
-        Side(name, policy.models[name], make_backend(name, policy.models[name]))
+        Contender(name, policy.models[name], make_backend(name, policy.models[name]))
         for name in (config.student, config.frontier)
     ]
     tolerance = Tolerance(max_loss=config.tolerance.max_loss, confidence=config.tolerance.confidence)
@@ -94,9 +94,6 @@ def build_profile(
 
 
 def _print_summary(profile: Profile, result: RunResult, out: Path) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
     table = Table(title=f"{profile.student.name} vs {profile.frontier.name}")
     for column in ("category", "n", "student", "frontier", "loss (interval)", "breaks", "fixes", "verdict"):
         table.add_column(column, justify="left" if column in ("category", "verdict") else "right")

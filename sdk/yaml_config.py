@@ -1,5 +1,6 @@
-"""Line-aware YAML loading: validation errors point at the file, line and key at fault.
+"""Line-aware YAML loading into any pydantic model: errors point at the file, line and key at fault.
 
+:func:`load_yaml_model` is generic over the model it fills (the policy is one such model).
 PyYAML composes the document into a node tree that keeps each node's position;
 pydantic reports errors by key path (``loc``). Walking the tree along the path
 gives the line. This module is the one boundary where YAML and pydantic errors
@@ -8,23 +9,27 @@ become :class:`~sdk.errors.ConfigError`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from sdk.errors import ConfigError
 
-__all__ = ["load_validated", "node_line"]
+__all__ = ["Problem", "load_yaml_model", "node_line"]
+
+M = TypeVar("M", bound=BaseModel)
+Problem = tuple[tuple[str, ...], str]
+"""A cross-check that failed after validation: ``(key path, message)``."""
 
 
-def _read(path: Path) -> tuple[Any, yaml.Node | None]:
+def _read(path: Path, what: str) -> tuple[Any, yaml.Node | None]:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(f"cannot read policy: {exc.strerror or exc}", location=str(path)) from exc
+        raise ConfigError(f"cannot read {what}: {exc.strerror or exc}", location=str(path)) from exc
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
@@ -105,23 +110,29 @@ def _first_error(exc: ValidationError) -> tuple[tuple[object, ...], str]:
     return loc, msg
 
 
-def load_validated(path: Path) -> Any:
-    """Read, validate and cross-check ``path``; return the bound :class:`~sdk.policy.Policy`."""
-    from sdk.policy import Policy
-
-    data, root = _read(path)
+def load_yaml_model(
+    path: Path,
+    model: type[M],
+    *,
+    what: str,
+    context: dict[str, Any] | None = None,
+    problems: Callable[[M], Sequence[Problem]] | None = None,
+) -> M:
+    """Read ``path`` and validate it into ``model``; then run the ``problems`` cross-check. The first
+    mistake raises ``ConfigError`` with file:line and key; ``what`` names the file's kind."""
+    data, root = _read(path, what)
     if not isinstance(data, dict):
-        raise ConfigError("a policy must be a YAML mapping", location=f"{path}:1")
+        raise ConfigError(f"a {what} must be a YAML mapping", location=f"{path}:1")
     try:
-        policy = Policy.model_validate(data, context={"defer_references": True})
+        value = model.model_validate(data, context=context)
     except ValidationError as exc:
         loc, msg = _first_error(exc)
         raise _located(path, root, loc, msg) from exc
-    problems = policy.reference_problems()
-    if problems:
-        loc, msg = problems[0]
+    found = problems(value) if problems is not None else ()
+    if found:
+        loc, msg = found[0]
         raise _located(path, root, loc, msg)
-    return policy.bind(path.resolve().parent, source=str(path))
+    return value
 
 
 def _located(path: Path, root: yaml.Node | None, loc: Sequence[object], msg: str) -> ConfigError:

@@ -16,7 +16,7 @@ from tests.support.fault_server import fault_server
 
 pytestmark = pytest.mark.slow
 
-SERVE = "import typer; from gateway.cli import serve; typer.run(serve)"
+SERVE = "import typer; from bitrate_cli.serve import serve; typer.run(serve)"
 POLICY = """\
 version: 1
 models:

@@ -8,7 +8,8 @@ from pathlib import Path
 import yaml
 from typer.testing import CliRunner
 
-from sdk.cli import policy_app, route_app
+from bitrate_cli.policy import policy_app
+from bitrate_cli.route import route_app
 from tests.sdk.test_engine import make_policy
 
 REPO = Path(__file__).resolve().parents[2]
@@ -37,6 +38,14 @@ def test_policy_schema_is_json_schema():
     assert result.exit_code == 0
     schema = json.loads(result.output)
     assert schema["title"] == "Policy" and "routes" in schema["properties"]
+
+
+def test_policy_schema_carries_the_field_docstrings():
+    schema = json.loads(runner.invoke(policy_app, ["schema"]).output)
+    route_ref = schema["properties"]["routes"]["additionalProperties"]["$ref"].rsplit("/", 1)[1]
+    tolerance_ref = schema["$defs"][route_ref]["properties"]["tolerance"]["$ref"].rsplit("/", 1)[1]
+    max_loss = schema["$defs"][tolerance_ref]["properties"]["max_loss"]
+    assert "Largest acceptable mean quality loss" in max_loss["description"]
 
 
 def test_route_explain_prints_the_decision_without_calling_a_model(tmp_path):

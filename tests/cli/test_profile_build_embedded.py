@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
-from profiles.cli import profile_app
+from bitrate_cli.profile import profile_app
 from profiles.suites import TINY_PATH, load_suite
 from sdk import embedded
 from sdk.profile import load_profile

@@ -9,7 +9,7 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
-from profiles.cli import profile_app
+from bitrate_cli.profile import profile_app
 
 runner = CliRunner()
 SHOW_JSON_KEYS = [
@@ -130,7 +130,7 @@ def test_bad_tolerance_and_unknown_version_exit_2(tmp_path, outcomes):
 
 def test_error_in_a_real_process_is_one_line_without_traceback(tmp_path):
     done = subprocess.run(
-        [sys.executable, "-m", "profiles.cli", "show", str(tmp_path / "absent.json")],
+        [sys.executable, "-m", "bitrate_cli", "profile", "show", str(tmp_path / "absent.json")],
         capture_output=True,
         text=True,
     )
@@ -141,6 +141,6 @@ def test_error_in_a_real_process_is_one_line_without_traceback(tmp_path):
 
 
 def test_cli_imports_matplotlib_only_when_reporting():
-    code = "import sys, profiles.cli\nprint('matplotlib' in sys.modules)"
+    code = "import sys, bitrate_cli.profile\nprint('matplotlib' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

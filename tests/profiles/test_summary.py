@@ -1,4 +1,4 @@
-"""profiles.stats: summarize per category, and the sequential stopping rule."""
+"""profiles.summary: summarize per category, and the sequential stopping rule."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from profiles.stats import SequentialMonitor, doubling_looks, summarize
+from profiles.summary import SequentialMonitor, doubling_looks, summarize
 from sdk.stats import PairedCounts, newcombe_paired_interval
 
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sdk.backends.sse import SSEDecoder, SSEEvent, iter_chunk_batches, iter_chunks
+from sdk.backends.sse_decode import SSEDecoder, SSEEvent, iter_chunk_batches, iter_chunks
 from sdk.errors import BackendError, UpstreamStatusError
 
 

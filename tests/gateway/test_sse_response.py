@@ -7,7 +7,7 @@ import json
 import time
 from collections.abc import AsyncIterator
 
-from gateway.sse import DONE_EVENT, SSEResponse, StreamState
+from gateway.sse_response import DONE_EVENT, SSEResponse, StreamState
 from sdk.decision import Decision
 from sdk.engine_stream import RoutedStream
 from sdk.errors import BackendUnavailable

@@ -1,16 +1,9 @@
-"""``bitrate profile ...``: import, show, report and diff capability profiles.
-
-The command-line boundary: every ``BitrateError`` becomes one line on stderr
-and exit status 2, without a traceback. ``build`` lives in
-``profiles/cli_build.py`` and is registered here when present.
-"""
+"""``bitrate profile ...``: build (``bitrate_cli.profile_build``), import, show, report and diff
+capability profiles. Every ``BitrateError`` becomes one line on stderr and exit status 2."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -19,16 +12,19 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from bitrate_cli.common import cli_errors
+from bitrate_cli.profile_build import build
 from profiles.assemble import assemble_profile
 from profiles.diff import diff_profiles
 from profiles.outcomes import file_sha256, read_outcomes
 from profiles.report import worst_first, write_report
-from sdk.errors import BitrateError, ConfigError
+from sdk.errors import ConfigError
 from sdk.profile import ModelIdentity, Profile, SuiteInfo, Tolerance, load_profile
 
 __all__ = ["profile_app"]
 
 profile_app = typer.Typer(help="Measure, inspect and compare capability profiles.", no_args_is_help=True)
+profile_app.command("build")(build)
 
 _VERDICT_STYLE = {"safe": "green", "uncertain": "yellow", "unsafe": "red"}
 _JSON_FIELDS = (
@@ -41,16 +37,6 @@ _JSON_FIELDS = (
     "breaks",
     "fixes",
 )
-
-
-@contextmanager
-def _cli_errors() -> Iterator[None]:
-    """Turn bitrate errors into one stderr line and exit status 2."""
-    try:
-        yield
-    except BitrateError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from exc
 
 
 def _tolerance(max_loss: float, confidence: float) -> Tolerance:
@@ -78,7 +64,7 @@ def import_(
     frontier_name: Annotated[str, typer.Option(help="Name recorded for the frontier.")] = "frontier",
 ) -> None:
     """Turn recorded outcomes (an eval you already ran) into a profile."""
-    with _cli_errors():
+    with cli_errors():
         tolerance = _tolerance(max_loss, confidence)
         items = read_outcomes(outcomes)
         profile = assemble_profile(
@@ -142,7 +128,7 @@ def show(
     confidence: Annotated[float | None, typer.Option(help="Recompute verdicts at this level.")] = None,
 ) -> None:
     """Print a profile's per-category figures, worst category first."""
-    with _cli_errors():
+    with cli_errors():
         profile = load_profile(profile_path)
         tol = _tolerance(
             profile.tolerance.max_loss if max_loss is None else max_loss,
@@ -166,7 +152,7 @@ def report(
     out: Annotated[Path, typer.Option("--out", help="Folder for report.md and loss.png.")],
 ) -> None:
     """Write a Markdown report and a PNG chart of loss per category."""
-    with _cli_errors():
+    with cli_errors():
         markdown, chart = write_report(load_profile(profile_path), out)
     typer.echo(f"wrote {markdown} and {chart}")
 
@@ -177,7 +163,7 @@ def diff(
     b: Annotated[Path, typer.Argument(help="Profile to compare with the baseline.")],
 ) -> None:
     """Which categories changed verdict or moved beyond their intervals (B against A)."""
-    with _cli_errors():
+    with cli_errors():
         result = diff_profiles(load_profile(a), load_profile(b))
     console = _console()
     if result.tolerance_note:
@@ -198,13 +184,3 @@ def diff(
             "-" if c.loss_b is None else f"{100 * c.loss_b:+.1f}",
         )
     console.print(table)
-
-
-if importlib.util.find_spec("profiles.cli_build") is not None:
-    from profiles.cli_build import build
-
-    profile_app.command("build")(build)
-
-
-if __name__ == "__main__":
-    profile_app()

@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from sdk.cli import route_app
+from bitrate_cli.route import route_app
+from profiles.outcomes import OutcomeRow, read_outcome_rows
+from profiles.replay import replay, replay_report
 from sdk.decision import Decision
 from sdk.errors import ConfigError
-from sdk.replay import OutcomeRow, read_outcome_rows, replay, replay_report
 
 KEYS = {
     "n", "student_share", "quality", "frontier_quality", "student_quality", "oracle_quality",

@@ -1,7 +1,7 @@
 """Offline replay: what a route would have done on recorded outcomes, without calling any model.
 
-Each outcome row (the JSONL that ``bitrate profile import`` reads; ``category`` may
-be left out, then the route's detectors name the task) becomes a chat request to the
+Each outcome row (:class:`profiles.outcomes.OutcomeRow`; ``category`` may be left out,
+then the route's detectors name the task) becomes a chat request to the
 route. The route's own detection, per-prompt estimator and pure ``decide()`` pick a
 side; the row's recorded score for that side is what the routed mix would have
 scored. :func:`replay_report` then computes the figures ``bitrate route eval`` prints.
@@ -19,85 +19,16 @@ import json
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
+from profiles.outcomes import OutcomeRow
+from profiles.router_metrics import CurvePoint, apgr, cpt, realised_loss, sweep
+from sdk.decide import decide
 from sdk.decision import Decision, TaskGuess
-from sdk.errors import ConfigError
-from sdk.protocol import ChatMessage, ChatRequest
-from sdk.router_metrics import CurvePoint, apgr, cpt, realised_loss, sweep
+from sdk.engine import RouteRuntime
+from sdk.estimate import PromptEstimate
 
-__all__ = ["OutcomeRow", "ReplayReport", "RoutedItem", "read_outcome_rows", "replay", "replay_report"]
-
-
-class OutcomeRow(BaseModel):
-    """One recorded item: what was asked and how each model scored (``profile import``'s format)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    id: str | int
-    """Item id."""
-    category: str | None = Field(default=None, min_length=1)
-    """Task category; when absent, the route's detectors decide."""
-    prompt: str | None = None
-    """The prompt text (or give ``messages``)."""
-    messages: list[dict[str, Any]] | None = None
-    """The conversation, as chat messages (or give ``prompt``)."""
-    student: float = Field(ge=0.0, le=1.0)
-    """Student score in [0, 1] (true/false accepted)."""
-    frontier: float = Field(ge=0.0, le=1.0)
-    """Frontier score in [0, 1]."""
-    student_cost: float | None = Field(default=None, ge=0)
-    """What the student call cost ($), if known."""
-    frontier_cost: float | None = Field(default=None, ge=0)
-    """What the frontier call cost ($), if known."""
-    student_latency: float | None = Field(default=None, ge=0)
-    """Accepted for compatibility with ``profile import``; not used here."""
-    frontier_latency: float | None = Field(default=None, ge=0)
-    """Accepted for compatibility with ``profile import``; not used here."""
-    student_tokens: int | None = Field(default=None, ge=0)
-    """Accepted for compatibility with ``profile import``; not used here."""
-    frontier_tokens: int | None = Field(default=None, ge=0)
-    """Accepted for compatibility with ``profile import``; not used here."""
-
-    def request(self, route: str) -> ChatRequest:
-        """The chat request this row stands for, addressed to ``route``."""
-        if self.messages is not None:
-            messages = [ChatMessage.model_validate(m) for m in self.messages]
-        else:
-            messages = [ChatMessage(role="user", content=self.prompt or "")]
-        return ChatRequest(model=route, messages=messages)
-
-    def prompt_key(self) -> str:
-        """What was asked, as one string: rows that share it share a response."""
-        return (self.prompt or "") if self.messages is None else json.dumps(self.messages, sort_keys=True)
-
-
-def read_outcome_rows(path: str | Path) -> list[OutcomeRow]:
-    """Read an outcomes JSONL file; the first bad line raises ``ConfigError`` with file:line and key."""
-    source = Path(path)
-    try:
-        lines = source.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise ConfigError(f"cannot read outcomes: {exc.strerror or exc}", location=str(source)) from exc
-    rows = [_parse(line, f"{source}:{number}") for number, line in enumerate(lines, 1) if line.strip()]
-    if not rows:
-        raise ConfigError("no outcomes in the file", location=str(source))
-    return rows
-
-
-def _parse(line: str, where: str) -> OutcomeRow:
-    try:
-        row = OutcomeRow.model_validate_json(line)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        key = ".".join(str(p) for p in first["loc"]) or None
-        raise ConfigError(first["msg"], location=where, key=key) from exc
-    if (row.prompt is None) == (row.messages is None):
-        raise ConfigError("give exactly one of 'prompt' or 'messages'", location=where, key="prompt")
-    return row
+__all__ = ["ReplayReport", "RoutedItem", "replay", "replay_report", "route_with"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,10 +54,9 @@ Router = Callable[[OutcomeRow], tuple[Decision, float]]
 """Decides one row: ``(decision, sweep score)``."""
 
 
-def route_with(runtime: Any) -> Router:
+def route_with(runtime: RouteRuntime) -> Router:
     """A :data:`Router` from an engine's per-route runtime (``Engine(policy).routes()[name]``):
     its detection pipeline, category verdicts, per-prompt estimator and ``decide()``."""
-    from sdk.decide import decide
 
     def route_row(row: OutcomeRow) -> tuple[Decision, float]:
         request = row.request(runtime.name)
@@ -143,7 +73,7 @@ def route_with(runtime: Any) -> Router:
 _END = 1e6  # stands for "always frontier" / "always student" in the sweep
 
 
-def _sweep_score(decision: Decision, runtime: Any, estimate: Any) -> float:
+def _sweep_score(decision: Decision, runtime: RouteRuntime, estimate: PromptEstimate | None) -> float:
     if decision.rule in ("pin", "unknown_task"):
         return _END if decision.side == "frontier" else -_END
     if decision.rule == "per_prompt" and estimate is not None:

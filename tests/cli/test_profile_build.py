@@ -8,7 +8,7 @@ import re
 import pytest
 from typer.testing import CliRunner
 
-from profiles.cli import profile_app
+from bitrate_cli.profile import profile_app
 from sdk.profile import load_profile
 from tests.profiles.test_runner import Solver
 from tests.support.fault_server import fault_server
