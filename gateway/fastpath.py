@@ -6,8 +6,8 @@ on a proxied chat call they cost about as much CPU as routing itself (py-spy: ~1
 the event loop at saturation). :class:`GatewayApp` sends chat calls past them, keeping
 what they did for this route:
 
-- ``InternalErrorBoundary`` (a bug is logged and answered as a bare 500), as before;
-- a ``BitrateError`` becomes its OpenAI error answer through the same handler as before.
+- ``InternalErrorBoundary`` (a bug is logged and answered as a bare 500), as on the ordinary path;
+- a ``BitrateError`` becomes its OpenAI error answer through the ordinary path's handler.
 
 The shortcut is taken only while the app's middleware is exactly what
 ``gateway.errors.install`` added; an app given more middleware (or mounted under a

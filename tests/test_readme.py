@@ -8,7 +8,7 @@ Fenced blocks are read by their info string:
   for (``--port N``) and stopped by PID at the end;
 - ```` ```python ````: executed with ``exec`` in one shared namespace;
 - ```` ```sh norun ````: the two set-up commands, which CI itself runs
-  (``make test``) and ``tests/gateway/test_demo.py`` covers (``bitrate demo``);
+  (``make test``) and ``tests/cli/test_demo.py`` covers (``bitrate demo``);
 - ```` ```text ````: output shown to the reader, not run.
 """
 

@@ -76,7 +76,7 @@ class Transport(Protocol):
 FINISH_BYTES = 65536
 """Most bytes :meth:`Reply.finish` reads after a stream's end to keep its connection."""
 FINISH_SECONDS = 1.0
-"""Longest :meth:`Reply.finish` waits for them (else the connection is dropped, as before)."""
+"""Longest :meth:`Reply.finish` waits for them (past it, the connection is dropped, not pooled)."""
 
 
 async def _drain(parts: AsyncIterator[bytes]) -> None:

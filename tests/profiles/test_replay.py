@@ -201,3 +201,25 @@ def test_rows_of_one_prompt_count_as_one_in_the_realised_loss_interval():
     assert shared.realised_loss_high == pytest.approx(one.realised_loss_high, rel=0.1)  # one response each
     chat = OutcomeRow(id=1, messages=[{"role": "user", "content": "hi"}], student=1, frontier=1)
     assert chat.prompt_key() == OutcomeRow(id=2, messages=chat.messages, student=0, frontier=1).prompt_key()
+
+
+BAD_ROWS = [
+    '{"id": 1, "category": "m", "prompt": "p", "student": 2, "frontier": 0}',
+    '{"id": 1, "category": "m", "prompt": "p", "student": 1, "frontier": 0, "typo": 1}',
+    '{"id": 1, "category": "m", "student": 1, "frontier": 0}',
+    "not json",
+]
+
+
+@pytest.mark.parametrize("bad", BAD_ROWS)
+def test_a_bad_row_gives_the_same_message_from_profile_import_and_route_eval(tmp_path, bad):
+    from bitrate_cli.profile import profile_app
+
+    path = tmp_path / "o.jsonl"
+    path.write_text('{"id": 0, "category": "m", "prompt": "p", "student": 1, "frontier": 1}\n' + bad + "\n")
+    out = str(tmp_path / "p.json")
+    imported = CliRunner().invoke(profile_app, ["import", "--outcomes", str(path), "--out", out])
+    evaluated = CliRunner().invoke(route_app, ["eval", "-o", str(path)])
+    assert imported.exit_code == evaluated.exit_code == 2
+    assert imported.stderr == evaluated.stderr
+    assert imported.stderr.startswith(f"error: {path}:2")
