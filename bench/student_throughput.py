@@ -59,11 +59,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_gateway(port: int, log: Path) -> subprocess.Popen:
-    """``bitrate serve`` with the default policy; returns once it answers ``/healthz``."""
+def start_gateway(port: int, log: Path, policy: Path | None = None) -> subprocess.Popen:
+    """``bitrate serve`` with ``policy`` (default: the embedded one), run by this interpreter;
+    returns once it answers ``/healthz``."""
     import httpx
 
-    argv = [str(ROOT / ".venv" / "bin" / "bitrate"), "serve", "--port", str(port), "--log-level", "warning"]
+    argv = [sys.executable, "-c", "import bitrate_cli; bitrate_cli.main()", "serve", "--port", str(port)]
+    argv += ["--log-level", "warning", *(["--policy", str(policy)] if policy else [])]
     with open(log, "wb") as out:
         proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, cwd=ROOT)
     deadline = time.monotonic() + 300

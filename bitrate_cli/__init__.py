@@ -3,7 +3,7 @@
 
     bitrate serve                                   bitrate_cli.serve    (gateway)
     bitrate demo                                    bitrate_cli.demo     (gateway + profiles)
-    bitrate profile build|import|show|report|diff   bitrate_cli.profile  (profiles)
+    bitrate profile build|import|show|report|diff|live  bitrate_cli.profile  (profiles, sdk.live)
     bitrate policy check|schema                     bitrate_cli.policy   (sdk)
     bitrate route explain|eval                      bitrate_cli.route    (sdk + profiles)
     bitrate student serve                           bitrate_cli.student  (vLLM's server)

@@ -12,12 +12,17 @@ import typer
 from sdk.errors import BitrateError
 from sdk.policy import Policy, default_policy, load_policy
 
-__all__ = ["PolicyOption", "RouteOption", "cli_errors", "policy_or_default"]
+__all__ = ["PolicyOption", "RouteOption", "cli_errors", "error_line", "policy_or_default"]
 
 PolicyOption = Annotated[
     Path | None, typer.Option("--policy", "-p", help="Policy YAML (default: the embedded pair).")
 ]
 RouteOption = Annotated[str | None, typer.Option("--route", "-r", help="Route name (default: the first).")]
+
+
+def error_line(exc: BitrateError) -> str:
+    """``error: <message>`` on one line, whatever the message holds."""
+    return "error: " + " ".join(str(exc).splitlines())
 
 
 @contextmanager
@@ -26,7 +31,7 @@ def cli_errors() -> Iterator[None]:
     try:
         yield
     except BitrateError as exc:
-        typer.echo(f"error: {exc}", err=True)
+        typer.echo(error_line(exc), err=True)
         raise typer.Exit(2) from exc
 
 

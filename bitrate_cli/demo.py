@@ -154,7 +154,9 @@ async def _ask(client: Any, route: str, item: Item, *, stream: bool, max_tokens:
             completion.usage,
         )
     chunks = await client.chat.completions.create(**args, stream=True, stream_options={"include_usage": True})
-    text, meta, usage = [], {}, None
+    text: list[str] = []
+    meta: dict[str, Any] = {}
+    usage = None
     async for chunk in chunks:
         text.extend(c.delta.content or "" for c in chunk.choices)
         meta = (chunk.model_extra or {}).get("bitrate") or meta

@@ -71,9 +71,9 @@ class DemoResult:
     @property
     def frontier_accuracy(self) -> float | None:
         """All-frontier accuracy on this workload, from the profile (calls-weighted)."""
-        known = [r for r in self.rows if r.frontier_accuracy is not None]
-        calls = sum(r.calls for r in known)
-        return sum(r.frontier_accuracy * r.calls for r in known) / calls if calls else None  # type: ignore[operator]
+        known = [(r.frontier_accuracy, r.calls) for r in self.rows if r.frontier_accuracy is not None]
+        calls = sum(n for _, n in known)
+        return sum(accuracy * n for accuracy, n in known) / calls if calls else None
 
     @property
     def quality_kept(self) -> float | None:

@@ -1,4 +1,4 @@
-"""``bitrate policy check P`` (validate a policy, one error line and exit 2 when it is wrong) and
+"""``bitrate policy check P`` (everything ``bitrate serve`` would refuse, one line each, exit 2) and
 ``bitrate policy schema`` (the policy's JSON Schema, for editors)."""
 
 from __future__ import annotations
@@ -9,8 +9,9 @@ from typing import Annotated
 
 import typer
 
-from bitrate_cli.common import cli_errors
-from sdk.policy import Policy, load_policy
+from bitrate_cli.common import error_line
+from sdk.policy import Policy, read_policy
+from sdk.policy_check import check_policy_file
 
 __all__ = ["policy_app"]
 
@@ -18,10 +19,24 @@ policy_app = typer.Typer(help="Validate routing policies and print their schema.
 
 
 @policy_app.command("check")
-def check(path: Annotated[Path, typer.Argument(help="Policy YAML file.")]) -> None:
-    """Validate a policy: prints 'ok: N models, M routes' or the one error (exit 2)."""
-    with cli_errors():
-        policy = load_policy(path)
+def check(
+    path: Annotated[Path, typer.Argument(help="Policy YAML file.")],
+    static: Annotated[
+        bool,
+        typer.Option(
+            "--static",
+            help="Check the file alone (keys, types, references), not the profiles, model "
+            "directories and environment variables it names: for a policy whose profile is not built yet.",
+        ),
+    ] = False,
+) -> None:
+    """Check a policy as 'bitrate serve' would: prints 'ok: N models, M routes', or every problem
+    (one line each, naming file, line and key) and exits 2."""
+    policy, problems = read_policy(path) if static else check_policy_file(path)
+    for problem in problems:
+        typer.echo(error_line(problem), err=True)
+    if policy is None or problems:
+        raise typer.Exit(2)
     typer.echo(f"ok: {len(policy.models)} models, {len(policy.routes)} routes")
 
 

@@ -1,5 +1,6 @@
 """``bitrate profile ...``: build (``bitrate_cli.profile_build``), import, show, report and diff
-capability profiles. Every ``BitrateError`` becomes one line on stderr and exit status 2."""
+capability profiles; live (``bitrate_cli.profile_live``). Every ``BitrateError`` becomes one
+line on stderr and exit status 2."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from rich.table import Table
 
 from bitrate_cli.common import cli_errors
 from bitrate_cli.profile_build import build
+from bitrate_cli.profile_export import export
+from bitrate_cli.profile_live import live
 from profiles.assemble import assemble_profile
 from profiles.diff import diff_profiles
 from profiles.outcomes import file_sha256, read_outcomes
@@ -25,6 +28,8 @@ __all__ = ["profile_app"]
 
 profile_app = typer.Typer(help="Measure, inspect and compare capability profiles.", no_args_is_help=True)
 profile_app.command("build")(build)
+profile_app.command("export")(export)
+profile_app.command("live")(live)
 
 _VERDICT_STYLE = {"safe": "green", "uncertain": "yellow", "unsafe": "red"}
 _JSON_FIELDS = (

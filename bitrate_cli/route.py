@@ -12,30 +12,56 @@ import typer
 from bitrate_cli.common import PolicyOption, RouteOption, cli_errors, policy_or_default
 from profiles.outcomes import read_outcome_rows
 from profiles.replay import ReplayReport, replay, replay_report, route_with
+from sdk.client import build_request
 from sdk.engine import Engine
-from sdk.errors import UnknownModel
+from sdk.errors import InvalidRequest, UnknownModel
 from sdk.protocol import ChatMessage, ChatRequest
 
 __all__ = ["replay_policy", "route_app"]
 
 route_app = typer.Typer(help="Inspect routing decisions and replay recorded outcomes.", no_args_is_help=True)
 TaskOption = Annotated[str | None, typer.Option("--task", help="A task hint, as the x-bitrate-task header.")]
+RequestOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--request",
+        help="A chat-completions body (JSON) to route instead of TEXT: its tools, images, "
+        "response_format and length count.",
+    ),
+]
+
+
+def _request_of(name: str, text: str | None, body_path: Path | None) -> ChatRequest:
+    """The request to explain: TEXT as one user message, or the body in ``body_path`` (its ``model``
+    replaced by the route's name)."""
+    if (text is None) == (body_path is None):
+        raise InvalidRequest("give the message TEXT or --request FILE, not both")
+    if body_path is None:
+        return ChatRequest(model=name, messages=[ChatMessage(role="user", content=text)])
+    try:
+        body = json.loads(body_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InvalidRequest(f"--request {body_path}: not a readable JSON file ({exc})") from exc
+    if not isinstance(body, dict):
+        raise InvalidRequest(f"--request {body_path}: not a JSON object")
+    body.pop("model", None)
+    return build_request(name, body.pop("messages", []), False, body)
 
 
 @route_app.command("explain")
 def explain(
-    text: Annotated[str, typer.Argument(help="The user message to route.")],
+    text: Annotated[str | None, typer.Argument(help="The user message to route.")] = None,
     policy: PolicyOption = None,
     route: RouteOption = None,
     task: TaskOption = None,
+    request_body: RequestOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the decision as JSON.")] = False,
 ) -> None:
-    """Show where TEXT would go and why, without calling any model."""
+    """Show where TEXT (or a whole request, --request) would go and why, without calling any model."""
     with cli_errors():
         engine = Engine(policy_or_default(policy))
         name = route or next(iter(engine.policy.routes), None) or next(iter(engine.policy.models))
-        request = ChatRequest(model=name, messages=[ChatMessage(role="user", content=text)])
-        decision = engine.explain(request, task)
+        decision = engine.explain(_request_of(name, text, request_body), task)
     if as_json:
         typer.echo(json.dumps(decision.to_meta(), indent=2))
         return

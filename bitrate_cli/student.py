@@ -80,4 +80,4 @@ def serve(
         raise typer.Exit(2)
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execve(argv[0], argv, _environment(device))  # type: ignore[arg-type]
+    os.execve(argv[0], argv, _environment(device))

@@ -10,7 +10,7 @@ malformed JSON, invalid field (``param``)   400     ``BadRequestError``
 missing or wrong API key                    401     ``AuthenticationError``
 unknown model / path                        404     ``NotFoundError``
 body over the limit                         413     ``APIStatusError``
-upstream 4xx on a passed-through request    4xx     the matching 4xx class
+upstream 400/413/422: the request is wrong  4xx     the matching 4xx class
 backend failed / unavailable / timed out    502/503/504 ``InternalServerError``
 a bug in bitrate                            500     ``InternalServerError``
 ==========================================  ======  ===============================
@@ -41,6 +41,7 @@ from sdk.errors import (
     InternalError,
     InvalidRequest,
     RequestError,
+    RequestTimeout,
     UnknownPath,
     UpstreamStatusError,
 )
@@ -81,6 +82,8 @@ def error_response(exc: BitrateError, headers: dict[str, str] | None = None) -> 
     extra = dict(headers or {})
     if isinstance(exc, AuthError):
         extra["www-authenticate"] = "Bearer"
+    if isinstance(exc, RequestTimeout):
+        extra["connection"] = "close"  # the rest of a body that came too slowly is not read
     retry_after = getattr(exc, "retry_after", None)
     if retry_after:
         extra["retry-after"] = str(int(retry_after))

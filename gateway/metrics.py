@@ -7,13 +7,19 @@ Series (all prefixed ``bitrate_``):
 - ``request_seconds{route,target,stream}``: latency until the last byte;
 - ``time_to_first_token_seconds{route,target}``: for streams, until the first chunk was sent;
 - ``fallbacks_total{route,from_target,to_target}``, ``escalations_total{route,task}``;
+- ``capability_reroutes_total{route,need}``: requests sent to the other side because the first
+  choice lacks ``need`` (``tools``, ``vision``, ``json_schema``, ``context``; rule ``capability``);
 - ``tokens_total{route,target,kind}`` with ``kind`` = ``prompt`` | ``completion``;
 - ``cost_dollars_total{route,target}``: what the answers cost at the policy's prices;
 - ``cost_saved_dollars_total{route,target}``: (route's frontier price - actual price) x tokens,
   the estimated saving against sending everything to the frontier.
 
 Tokens and cost need ``usage``: streams count them only with ``stream_options.include_usage``.
-Labels only take names from the policy; an unknown model name is counted as route ``-``.
+Labels only take names from the policy or the profile, so a caller cannot add series: an
+unknown model name is counted as route ``-``, and a hinted task its route does not know
+(not a profile category, rule task or pin key of that route, named once at startup with
+:meth:`GatewayMetrics.name_tasks`) as task ``other``. Tasks named by the other detectors
+(rules, embeddings, lexical) come from the policy or the profile and keep their names.
 
 The hot path only adds to plain dicts (a request costs a few dict updates and one
 ``bisect``); the Prometheus families are built from them when ``/metrics`` is scraped
@@ -24,7 +30,7 @@ validates labels and takes a lock on every call: about 4% of a proxied request.
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -38,6 +44,9 @@ __all__ = ["CONTENT_TYPE", "GatewayMetrics"]
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 NONE = "-"
+OTHER = "other"
+"""The ``task`` label of a hinted task that its route does not know."""
+_NO_TASKS: frozenset[str] = frozenset()
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
 
@@ -104,8 +113,16 @@ class _Snapshot:
 class GatewayMetrics:
     """The gateway's series and the prices needed to turn tokens into dollars."""
 
-    def __init__(self, prices: Mapping[str, Price], frontier_of: Mapping[str, str]):
-        """``prices``: model name -> price; ``frontier_of``: route name -> its frontier model."""
+    def __init__(
+        self,
+        prices: Mapping[str, Price],
+        frontier_of: Mapping[str, str],
+        tasks: Mapping[str, Iterable[str]] | None = None,
+    ):
+        """``prices``: model name -> price; ``frontier_of``: route name -> its frontier model;
+        ``tasks``: route name -> the tasks it knows (see :meth:`name_tasks`)."""
+        self._tasks: dict[str, frozenset[str]] = {}
+        self.name_tasks(tasks or {})
         self._prices = dict(prices)
         self._frontier_price = {r: self._prices[f] for r, f in frontier_of.items() if f in self._prices}
         self._known = frozenset(self._prices) | frozenset(frontier_of)
@@ -134,6 +151,11 @@ class GatewayMetrics:
             "Student answers that failed a check and went to the frontier.",
             ("route", "task"),
         )
+        self.capability = _Counter(
+            "bitrate_capability_reroutes",
+            "Requests sent to the other side because the first choice lacks what they need.",
+            ("route", "need"),
+        )
         self.tokens = _Counter("bitrate_tokens", "Tokens, by kind.", ("route", "target", "kind"))
         self.cost = _Counter(
             "bitrate_cost_dollars", "Cost of the answers at the policy's prices.", ("route", "target")
@@ -143,24 +165,38 @@ class GatewayMetrics:
             "Estimated saving against sending every request to the route's frontier.",
             ("route", "target"),
         )
-        families = [
+        families: list[_Counter | _Histogram] = [
             self.requests, self.latency, self.ttft, self.fallbacks,
-            self.escalations, self.tokens, self.cost, self.saved,
+            self.escalations, self.capability, self.tokens, self.cost, self.saved,
         ]  # fmt: skip
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(_Snapshot(families))
+
+    def name_tasks(self, tasks: Mapping[str, Iterable[str]]) -> None:
+        """The tasks each route knows (its profile's categories, rule tasks and pin keys): a
+        hinted task outside its route's set is labelled ``other``."""
+        self._tasks = {route: frozenset(names) for route, names in tasks.items()}
+
+    def task_label(self, decision: Decision) -> str:
+        """The ``task`` label of ``decision``: its task, or ``other`` for a hint the route does not know."""
+        task = decision.task
+        if decision.task_source != "hint" or task in self._tasks.get(decision.route, _NO_TASKS):
+            return task
+        return OTHER
 
     def answered(
         self, decision: Decision, status: int, seconds: float, usage: Usage | None, stream: bool
     ) -> None:
         """Count one answer (complete, or a stream that ended, failed or was abandoned)."""
-        route, target = decision.route, decision.target
-        self.requests.add((route, target, decision.task, str(status)))
+        route, target, task = decision.route, decision.target, self.task_label(decision)
+        self.requests.add((route, target, task, str(status)))
         self.latency.observe((route, target, "true" if stream else "false"), seconds)
         if decision.fallback_from:
             self.fallbacks.add((route, decision.fallback_from, target))
         if decision.escalated:
-            self.escalations.add((route, decision.task))
+            self.escalations.add((route, task))
+        for need in decision.lacking:
+            self.capability.add((route, need))
         if usage is not None:
             self._count_usage(route, target, usage)
 

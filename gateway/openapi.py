@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from sdk.protocol import ChatCompletion, ChatCompletionChunk, ChatRequest, ErrorBody
@@ -53,7 +54,7 @@ def _chat_operation(refs: dict[str, str]) -> dict[str, Any]:
 
 def openapi_document(title: str, version: str) -> dict[str, Any]:
     """The OpenAPI 3.1 document of the gateway's routes."""
-    models = [ChatRequest, ChatCompletion, ChatCompletionChunk, ErrorBody]
+    models: list[type[BaseModel]] = [ChatRequest, ChatCompletion, ChatCompletionChunk, ErrorBody]
     keys, schema = models_json_schema(
         [(m, "validation" if m is ChatRequest else "serialization") for m in models], ref_template=_REF
     )
@@ -69,7 +70,7 @@ def openapi_document(title: str, version: str) -> dict[str, Any]:
             },
             "/v1/models/{name}": {"get": {"summary": "One route or model", "responses": plain}},
             "/healthz": {"get": {"summary": "Alive", "responses": plain}},
-            "/readyz": {"get": {"summary": "Every backend reachable (503 otherwise)", "responses": plain}},
+            "/readyz": {"get": {"summary": "Every route can serve (503 otherwise)", "responses": plain}},
             "/metrics": {"get": {"summary": "Prometheus metrics", "responses": plain}},
         },
         "components": {"schemas": schema.get("$defs", {})},

@@ -3,30 +3,38 @@
 They are plain Starlette routes (:data:`ROUTES`), not FastAPI path operations:
 FastAPI's per-request dependency machinery cost 2.4x the requests per second
 on a trivial endpoint here (wrk: 4,000 vs 9,300 rps), and these handlers need none
-of it. The body is read once under the size limit and validated once by
+of it. The body is read once under the size and time limits and validated once by
 pydantic straight from JSON bytes; answers are encoded once by pydantic-core
 straight to bytes. The errors they raise reach the app's handlers (``gateway.errors``).
 
-A request may name its task in the header ``x-bitrate-task`` (a hint for the engine).
+A chat call is cancelled when its client leaves (counted as 499) and answered with a 503
+when the stopping server cancels it (``gateway.cancellation``).
+
+A request may name its task in the header ``x-bitrate-task`` (a hint for the engine); a hint
+that is not a task name (``sdk.detect.hint``: too long, other characters) is a 400 naming it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable
 from typing import TypeVar
 
 from pydantic import ValidationError
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import Receive
 
+from gateway.cancellation import shutting_down, until_disconnect
 from gateway.errors import from_validation_error, status_of
-from gateway.limits import read_body
+from gateway.limits import read_body_within
 from gateway.metrics import CONTENT_TYPE
 from gateway.sse_response import SSEResponse
 from gateway.state import Gateway, route_headers
+from sdk.detect.hint import checked_hint
 from sdk.errors import BackendTimeout, BitrateError, UnknownModel, UnknownPath
 from sdk.headers import TASK_HEADER
 from sdk.protocol import ChatCompletion, ChatRequest
@@ -39,7 +47,8 @@ T = TypeVar("T")
 _JSON = "application/json"
 _completion_json = ChatCompletion.__pydantic_serializer__.to_json
 _OK = b'{"status":"ok"}'
-_NOT_READY = b'{"status":"unavailable"}'
+_CLIENT_GONE = Response(status_code=499)
+"""What a request whose client left "answers": nobody reads it; the status is nginx's 499."""
 
 
 def _gateway(request: Request) -> Gateway:
@@ -60,17 +69,33 @@ async def chat_completions(request: Request) -> Response:
     started = time.perf_counter()
     chat: ChatRequest | None = None
     try:
-        gw.keys.check(request.headers.get("authorization"))
-        chat = decode_chat(await read_body(request, gw.settings.max_body_bytes))
-        if gw.settings.log_bodies:
-            log.info("request body: %s", chat.model_dump_json(exclude_unset=True))
-        hint = request.headers.get(TASK_HEADER)
-        if chat.stream:
-            return await _stream(gw, chat, hint, started)
-        return await _complete(gw, chat, hint, started)
+        try:
+            gw.keys.check(request.headers.get("authorization"))
+            chat = decode_chat(await _read_body(gw, request))
+            return await _answer(gw, request, chat, started)
+        except asyncio.CancelledError:  # the stopping server cancelled this request (see the docstring)
+            raise shutting_down() from None
     except BitrateError as exc:
         gw.metrics.failed(chat.model if chat else None, status_of(exc), time.perf_counter() - started)
         raise
+    except ClientDisconnect:
+        gw.metrics.failed(chat.model if chat else None, 499, time.perf_counter() - started)
+        return _CLIENT_GONE
+
+
+def _read_body(gw: Gateway, request: Request) -> Awaitable[bytes]:
+    settings = gw.settings
+    seconds = min(settings.body_timeout, settings.request_timeout)
+    return read_body_within(request, settings.max_body_bytes, seconds, gw.deadlines)
+
+
+async def _answer(gw: Gateway, request: Request, chat: ChatRequest, started: float) -> Response:
+    if gw.settings.log_bodies:
+        log.info("request body: %s", chat.model_dump_json(exclude_unset=True))
+    hint = checked_hint(request.headers.get(TASK_HEADER))  # 400 for a hint no task could be named
+    if chat.stream:
+        return await _stream(gw, chat, hint, started, request.receive)
+    return await _complete(gw, chat, hint, started, request.receive)
 
 
 class _RoutedJSON(Response):
@@ -88,8 +113,11 @@ class _RoutedJSON(Response):
         ]
 
 
-async def _complete(gw: Gateway, chat: ChatRequest, hint: str | None, started: float) -> Response:
-    completion, decision = await _within_deadline(gw, chat, gw.engine.complete(chat, task_hint=hint))
+async def _complete(
+    gw: Gateway, chat: ChatRequest, hint: str | None, started: float, receive: Receive
+) -> Response:
+    call = until_disconnect(receive, gw.engine.complete(chat, task_hint=hint))
+    completion, decision = await _within_deadline(gw, chat, call, started)
     body = _completion_json(completion)
     if gw.settings.log_bodies:
         log.info("response body: %s", body.decode())
@@ -97,8 +125,11 @@ async def _complete(gw: Gateway, chat: ChatRequest, hint: str | None, started: f
     return _RoutedJSON(body, gw.raw_route_headers(decision))
 
 
-async def _stream(gw: Gateway, chat: ChatRequest, hint: str | None, started: float) -> SSEResponse:
-    routed = await _within_deadline(gw, chat, gw.engine.stream(chat, task_hint=hint))
+async def _stream(
+    gw: Gateway, chat: ChatRequest, hint: str | None, started: float, receive: Receive
+) -> SSEResponse:
+    call = until_disconnect(receive, gw.engine.stream(chat, task_hint=hint))
+    routed = await _within_deadline(gw, chat, call, started)
     return SSEResponse(
         routed,
         headers=route_headers(routed.decision),
@@ -109,11 +140,12 @@ async def _stream(gw: Gateway, chat: ChatRequest, hint: str | None, started: flo
     )
 
 
-async def _within_deadline(gw: Gateway, chat: ChatRequest, call: Awaitable[T]) -> T:
-    """``call`` under ``request_timeout``; past it, a 504 naming the model the caller asked for."""
+async def _within_deadline(gw: Gateway, chat: ChatRequest, call: Awaitable[T], started: float) -> T:
+    """``call`` within ``request_timeout`` of ``started``; past it, a 504 naming the model the
+    caller asked for."""
     limit = gw.settings.request_timeout
     try:
-        return await gw.deadlines.run(limit, call)
+        return await gw.deadlines.run(limit - (time.perf_counter() - started), call)
     except TimeoutError as exc:
         raise BackendTimeout(f"no answer within {limit:g}s", backend=chat.model) from exc
 
@@ -142,12 +174,13 @@ async def healthz(_request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
-    """Ready: every backend is reachable (503 otherwise)."""
+    """Ready: every route can still serve, by the last background health check (503 otherwise);
+    the body reports each backend and route (``gateway.readiness``)."""
     gw = _gateway(request)
     if not gw.settings.expose_readyz:
         raise UnknownPath("no such path: /readyz")
-    ready = await gw.ready()
-    return Response(_OK if ready else _NOT_READY, status_code=200 if ready else 503, media_type=_JSON)
+    ready, body = gw.readiness()
+    return Response(body, status_code=200 if ready else 503, media_type=_JSON)
 
 
 async def metrics(request: Request) -> Response:
@@ -155,6 +188,8 @@ async def metrics(request: Request) -> Response:
     gw = _gateway(request)
     if not gw.settings.expose_metrics:
         raise UnknownPath("no such path: /metrics")
+    if gw.settings.metrics_auth:
+        gw.keys.check(request.headers.get("authorization"))
     return Response(gw.metrics.render(), media_type=CONTENT_TYPE)
 
 

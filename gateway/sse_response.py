@@ -4,7 +4,8 @@
 
     OPEN ──headers sent──► STREAMING ──last chunk, "data: [DONE]"──► DONE
                               │ ├──backend fails mid-stream: "data: {"error": ...}"──► FAILED
-                              │ └──request_timeout passes: error event (504)──────────► FAILED
+                              │ ├──request_timeout passes: error event (504)──────────► FAILED
+                              │ └──the server stops past its grace: error event (503)─► FAILED
                               └──client disconnects──► CANCELLED
 
 Every exit ends the routed stream with ``aclose()`` (shielded from cancellation),
@@ -25,6 +26,7 @@ from typing import Any, Protocol
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from gateway.cancellation import shutting_down
 from gateway.deadlines import Deadlines
 from gateway.errors import encode_error, status_of
 from sdk.decision import Decision
@@ -118,8 +120,12 @@ class SSEResponse(Response):
         try:
             await self._pump_within_deadline(send)
         except asyncio.CancelledError:
-            if not self._disconnected or pumping is None or pumping.uncancel() > 0:
-                raise  # cancelled from outside: let it through
+            if self._disconnected and pumping is not None and pumping.uncancel() == 0:
+                pass  # our own cancel: the client left
+            else:  # from outside: the stopping server (gateway.cancellation)
+                error = shutting_down()
+                if self.state is StreamState.STREAMING and not self._disconnected:
+                    await self._fail(send, error)
         finally:
             watcher.cancel()
             if self.state is StreamState.STREAMING:

@@ -205,13 +205,12 @@ class Runner:
 
 
 def _answer(side: Contender, call: CachedCall) -> _Answer:
-    known = call.prompt_tokens is not None and call.completion_tokens is not None
-    return _Answer(
-        text=call.answer,
-        cost=side.config.price.cost(call.prompt_tokens, call.completion_tokens) if known else None,
-        latency=call.latency,
-        tokens=call.prompt_tokens + call.completion_tokens if known else None,
-    )
+    prompt, completion = call.prompt_tokens, call.completion_tokens
+    cost: float | None = None
+    tokens: int | None = None
+    if prompt is not None and completion is not None:
+        cost, tokens = side.config.price.cost(prompt, completion), prompt + completion
+    return _Answer(text=call.answer, cost=cost, latency=call.latency, tokens=tokens)
 
 
 class _Progress:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Coroutine, Iterator, Mapping
+from collections.abc import AsyncGenerator, Coroutine, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar, overload
 
@@ -103,10 +103,10 @@ class AsyncStream:
         self.bitrate: Decision = routed.decision
         """Where the answer comes from and why."""
 
-    async def __aiter__(self) -> AsyncIterator[ChatCompletionChunk]:
+    async def __aiter__(self) -> AsyncGenerator[ChatCompletionChunk, None]:
         async for chunk in self._routed:
             if "bitrate" in (chunk.model_extra or {}):
-                chunk.bitrate = self.bitrate
+                setattr(chunk, "bitrate", self.bitrate)  # noqa: B010 - an extra field; as assignment, marks it set
             yield chunk
 
     async def close(self) -> None:

@@ -2,7 +2,8 @@
 
 Inputs are data: the route's configuration (or ``None`` for a model called by
 name), the detected task, the profile's verdicts at the route's tolerance, an
-optional per-prompt estimate, and which models are unavailable now. The rules
+optional per-prompt estimate, what each side lacks for this request
+(:class:`~sdk.capabilities.Lacks`), and which models are unavailable now. The rules
 are tried in a fixed order, each a small function that decides or passes:
 
 ========== =====================================================================
@@ -14,22 +15,39 @@ unknown    the task could not be detected (goes to ``route.unknown``)
 per_prompt the route uses per-prompt estimates and one is available
 verdict    the profile says ``safe`` (student) or ``unsafe`` (frontier)
 uncertain  the verdict is ``uncertain`` or the profile lacks the task
-health     (after the above) the chosen model is unavailable and fallback allows the other
+capability (after the above) the chosen side lacks what the request needs (tools, images,
+           a JSON schema, a longer context) and the other side has it all; a move to the
+           student also needs what a frontier failure would (``fallback.frontier_error:
+           student``, the task neither unsafe nor pinned to the frontier)
+health     (after the above) the chosen model is unavailable and fallback allows the other,
+           unless the other lacks what the request needs
 ========== =====================================================================
 
-``fallback_decision()`` applies the same fallback rules after a backend failure.
+``fallback_decision()`` applies the same fallback rules after a backend failure, and
+``capability_fallback()`` the capability rule after a backend refused what it cannot serve.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Set
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
+from sdk.capabilities import NOTHING, Lacks
 from sdk.decision import Decision, TaskGuess, Verdict
 from sdk.policy import RouteConfig
 
-__all__ = ["CategoryVerdict", "LossEstimate", "decide", "decide_direct", "fallback_decision"]
+if TYPE_CHECKING:
+    from sdk.profile import CategoryStats
+
+__all__ = [
+    "CategoryVerdict",
+    "LossEstimate",
+    "capability_fallback",
+    "decide",
+    "decide_direct",
+    "fallback_decision",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,20 +64,25 @@ class CategoryVerdict:
     """Upper end of the loss interval at the route's confidence."""
 
     @classmethod
-    def from_stats(cls, stats: object, max_loss: float, confidence: float) -> CategoryVerdict:
+    def from_stats(cls, stats: CategoryStats, max_loss: float, confidence: float) -> CategoryVerdict:
         """From a :class:`sdk.profile.CategoryStats` (``verdict_at``/``interval_at``)."""
-        low, high = stats.interval_at(confidence)  # type: ignore[attr-defined]
-        verdict = stats.verdict_at(max_loss, confidence)  # type: ignore[attr-defined]
-        return cls(verdict, stats.loss, low, high)  # type: ignore[attr-defined]
+        low, high = stats.interval_at(confidence)
+        verdict = stats.verdict_at(max_loss, confidence)
+        return cls(verdict, stats.loss, low, high)
 
 
 class LossEstimate(Protocol):
-    """A per-prompt loss estimate (``sdk.estimate``)."""
+    """A per-prompt loss estimate (``sdk.estimate``); read-only, so frozen dataclasses satisfy it."""
 
-    loss: float
-    """Expected loss for this prompt if the student answers."""
-    verdict: Verdict
-    """The estimate's verdict at the route's tolerance."""
+    @property
+    def loss(self) -> float:
+        """Expected loss for this prompt if the student answers."""
+        ...
+
+    @property
+    def verdict(self) -> Verdict:
+        """The estimate's verdict at the route's tolerance."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +92,7 @@ class _Inputs:
     guess: TaskGuess
     category: CategoryVerdict | None
     estimate: LossEstimate | None
+    lacks: Lacks = NOTHING
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +102,7 @@ class _Choice:
     reason: str
     verdict: Verdict = "unknown"
     loss: float | None = None
+    lacking: tuple[str, ...] = ()
 
 
 def _pct(confidence: float) -> str:
@@ -143,6 +168,29 @@ def _verdict(x: _Inputs) -> _Choice:
 _RULES: tuple[Callable[[_Inputs], _Choice | None], ...] = (_pin, _unknown_task, _per_prompt, _verdict)
 
 
+def _other(side: str) -> str:
+    return "frontier" if side == "student" else "student"
+
+
+def _student_allowed(route: RouteConfig, verdict: Verdict, task: str) -> bool:
+    """May a request the frontier cannot take go to the student instead?"""
+    blocked = verdict == "unsafe" or route.pin.get(task) == "frontier"
+    return route.fallback.frontier_error == "student" and not blocked
+
+
+def _capability(x: _Inputs, choice: _Choice) -> _Choice:
+    lacking = x.lacks.of(choice.side)
+    other = _other(choice.side)
+    if not lacking or x.lacks.of(other):
+        return choice
+    if other == "student" and not _student_allowed(x.route, choice.verdict, x.guess.task):
+        return choice
+    model = getattr(x.route, choice.side)
+    why = f"the request needs {', '.join(lacking)}, which {choice.side} '{model}' does not support"
+    reason = f"{why} (first choice {choice.side}: {choice.reason})"
+    return _Choice(other, "capability", reason, choice.verdict, choice.loss, lacking)
+
+
 def decide_direct(name: str) -> Decision:
     """The decision for a model called by its own name: no routing."""
     return Decision(
@@ -157,18 +205,19 @@ def decide(
     *,
     categories: Mapping[str, CategoryVerdict] | None = None,
     estimate: LossEstimate | None = None,
+    lacks: Lacks = NOTHING,
     unavailable: Set[str] = frozenset(),
 ) -> Decision:
     """Decide where request for ``name`` (a route, or a direct model when ``route`` is None) goes.
 
     ``categories`` holds the profile's verdicts at the route's tolerance; ``estimate`` the
-    per-prompt estimate (used only when the route enables ``per_prompt``); ``unavailable`` the
-    models whose circuit is open now.
+    per-prompt estimate (used only when the route enables ``per_prompt``); ``lacks`` what each
+    side lacks for this request; ``unavailable`` the models whose circuit is open now.
     """
     if route is None:
         return decide_direct(name)
-    x = _Inputs(name, route, guess, (categories or {}).get(guess.task), estimate)
-    choice = next(c for c in (rule(x) for rule in _RULES) if c is not None)
+    x = _Inputs(name, route, guess, (categories or {}).get(guess.task), estimate, lacks)
+    choice = _capability(x, next(c for c in (rule(x) for rule in _RULES) if c is not None))
     decision = Decision(
         route=name,
         target=getattr(route, choice.side),
@@ -180,17 +229,18 @@ def decide(
         estimated_loss=choice.loss,
         rule=choice.rule,
         reason=f"{choice.side}: {choice.reason}",
+        lacking=choice.lacking,
     )
-    return _health(decision, route, unavailable)
+    return _health(decision, route, unavailable, lacks)
 
 
-def _health(decision: Decision, route: RouteConfig, unavailable: Set[str]) -> Decision:
-    if decision.target not in unavailable:
+def _health(decision: Decision, route: RouteConfig, unavailable: Set[str], lacks: Lacks) -> Decision:
+    if decision.target not in unavailable or lacks.of(_other(decision.side)):
         return decision
     other = fallback_decision(route, decision, why="unavailable")
     if other is None or other.target in unavailable:
         return decision
-    return other.with_(rule="health", fallback_from=None)
+    return other.with_(rule="health", fallback_from=None, lacking=())
 
 
 def fallback_decision(
@@ -207,8 +257,7 @@ def fallback_decision(
             return None
         side = "frontier"
     else:
-        blocked = decision.verdict == "unsafe" or route.pin.get(decision.task) == "frontier"
-        if route.fallback.frontier_error != "student" or blocked:
+        if not _student_allowed(route, decision.verdict, decision.task):
             return None
         side = "student"
     target = getattr(route, side)
@@ -217,4 +266,26 @@ def fallback_decision(
         side=side,
         fallback_from=decision.target,
         reason=f"{side}: {decision.side} '{decision.target}' {why}; fallback to {side} ({decision.reason})",
+    )
+
+
+def capability_fallback(
+    route: RouteConfig | None, decision: Decision, need: str, other_lacks: tuple[str, ...]
+) -> Decision | None:
+    """The decision to retry with after ``decision.target`` refused the request for ``need`` before
+    answering (:class:`~sdk.errors.Unsupported`), or ``None``: the other side must lack nothing
+    (``other_lacks``), and a move to the student needs what the ``capability`` rule needs."""
+    if route is None or decision.side == "direct" or other_lacks:
+        return None
+    side = _other(decision.side)
+    if side == "student" and not _student_allowed(route, decision.verdict, decision.task):
+        return None
+    why = f"{decision.side} '{decision.target}' cannot serve the request's {need}"
+    return decision.with_(
+        target=getattr(route, side),
+        side=side,
+        rule="capability",
+        fallback_from=decision.target,
+        lacking=(need,),
+        reason=f"{side}: {why}; fallback to {side} ({decision.reason})",
     )

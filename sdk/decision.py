@@ -52,13 +52,17 @@ class Decision:
     """Expected quality loss if the student answers (category or per-prompt estimate)."""
     rule: str = "direct"
     """What decided: ``direct``, ``pin``, ``verdict``, ``per_prompt``, ``uncertain``, ``unknown_task``,
-    ``health`` (the first choice's circuit was open)."""
+    ``capability`` (the first choice cannot serve the request), ``health`` (the first choice's
+    circuit was open)."""
     reason: str = ""
     """One line for a human."""
     fallback_from: str | None = None
     """Set when the first target failed and this one answered instead."""
     escalated: bool = False
     """True when the student's answer failed a check and the frontier answered."""
+    lacking: tuple[str, ...] = ()
+    """For rule ``capability``: what the request needs that the first choice's model lacks
+    (``tools``, ``vision``, ``json_schema``, ``context``; see ``sdk.capabilities``)."""
 
     def with_(self, **changes: Any) -> Decision:
         """A copy with some fields changed (fallback, escalation)."""
@@ -82,4 +86,5 @@ class Decision:
             "reason": self.reason,
             "fallback_from": self.fallback_from,
             "escalated": self.escalated,
+            "lacking": self.lacking,
         }

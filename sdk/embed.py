@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 import threading
 import zlib
 from collections import OrderedDict
@@ -223,12 +224,15 @@ class MiniLMEmbedder:
 class CachedEmbedder:
     """An :class:`Embedder` with an LRU cache of vectors keyed by text (thread-safe).
 
-    Misses of one call are embedded together in one batch.
+    Misses of one call are embedded together in one batch. The keys are callers' prompts, so
+    the cache is bounded by ``maxsize`` entries and by ``max_bytes`` (texts and vectors).
     """
 
-    def __init__(self, inner: Embedder, maxsize: int = 4096):
+    def __init__(self, inner: Embedder, maxsize: int = 4096, max_bytes: int = 32 << 20):
         self.inner = inner
         self.maxsize = maxsize
+        self.max_bytes = max_bytes
+        self._bytes = 0
         self.name = inner.name
         self.dim = inner.dim
         self.hits = 0
@@ -259,10 +263,17 @@ class CachedEmbedder:
     def _store(self, texts: list[str], found: dict[str, np.ndarray]) -> None:
         with self._lock:
             for text in texts:
+                if text not in self._cache:
+                    self._bytes += _entry_bytes(text, found[text])
                 self._cache[text] = found[text]
                 self._cache.move_to_end(text)
-            while len(self._cache) > self.maxsize:
-                self._cache.popitem(last=False)
+            while self._cache and (len(self._cache) > self.maxsize or self._bytes > self.max_bytes):
+                self._bytes -= _entry_bytes(*self._cache.popitem(last=False))
+
+
+def _entry_bytes(text: str, vector: np.ndarray) -> int:
+    """About what one cached embedding holds: its text, its vector and their objects."""
+    return sys.getsizeof(text) + vector.nbytes + 256
 
 
 def default_embedder(*, threads: int | None = None, cache_size: int = 4096) -> Embedder:

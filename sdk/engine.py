@@ -3,9 +3,13 @@
 Both faces (the gateway and ``sdk.Client``) call this one engine. Per request:
 
 1. ``explain``: the route's detection pipeline names the task; ``decide()`` (pure)
-   picks the target from the profile's verdicts and the circuit states.
+   picks the target from the profile's verdicts, what each side lacks for this request
+   (``sdk.capabilities``) and the circuit states.
 2. Call the target. On a ``BackendError`` (not a caller's fault) retry once on the
-   other side when the route's ``fallback`` allows it. ``RequestError`` never moves.
+   other side when the route's ``fallback`` allows it. On ``Unsupported`` (the model
+   cannot serve the request: tools, images, too long a prompt) retry once on the other
+   side when that side serves it (``capability_fallback``). Any other ``RequestError``
+   never moves.
 3. Escalate: when an enabled check fails on the student's answer, the frontier answers
    (if the frontier then fails, its error is raised: the student's answer failed the check).
 4. Attach ``decision.to_meta()`` as ``bitrate`` (completion; last stream chunk).
@@ -22,18 +26,28 @@ route's fallback rules allow (rule ``health``).
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sdk.backends import Backend, Price, make_backend
-from sdk.checks import AnswerCheck, build_checks, choice_texts, failed_check
-from sdk.decide import CategoryVerdict, decide, fallback_decision
+from sdk.bounded import BoundedCache
+from sdk.capabilities import Lacks, RouteCapabilities, capabilities_of
+from sdk.checks import AnswerCheck, answer_of, answer_of_chunks, build_checks, failed_check
+from sdk.decide import CategoryVerdict, capability_fallback, decide, fallback_decision
 from sdk.decision import Decision, TaskGuess
 from sdk.detect import DetectContext, DetectionPipeline, build_pipeline
-from sdk.engine_stream import RoutedStream, buffer_stream, chunk_texts, open_stream
-from sdk.errors import BackendError, BackendUnavailable, InternalError, UnknownModel, UpstreamStatusError
+from sdk.engine_stream import RoutedStream, buffer_stream, open_stream
+from sdk.errors import (
+    BackendError,
+    BackendUnavailable,
+    InternalError,
+    UnknownModel,
+    Unsupported,
+    UpstreamStatusError,
+)
 from sdk.policy import Policy, RouteConfig
 from sdk.profile import load_profile
 from sdk.protocol import ChatCompletion, ChatRequest
@@ -47,7 +61,19 @@ T = TypeVar("T")
 
 _NO_GUESS = TaskGuess("unknown", "none", 0.0)
 _DECISION_CACHE = 4096
-"""Most memoised decisions kept; the cache is emptied when full (inputs rarely vary that much)."""
+"""Most memoised decisions kept (inputs rarely vary that much; the oldest leave first)."""
+_DECISION_CACHE_BYTES = 4 << 20
+"""Most bytes of memoised decisions kept: a key carries the task, which a caller may choose."""
+_MEMO_ENTRY_BYTES = 640
+"""A memo entry's objects apart from its own strings (key tuple, guess, decision, set, slots)."""
+
+_MemoKey = tuple[str, TaskGuess, frozenset[str], Lacks]
+
+
+def _memo_bytes(key: _MemoKey, decision: Decision) -> int:
+    """About what one memoised decision holds: its objects and the strings only it carries."""
+    guess = key[1]
+    return _MEMO_ENTRY_BYTES + sys.getsizeof(guess.task) + sys.getsizeof(decision.reason)
 
 
 class Circuit:
@@ -121,6 +147,7 @@ class RouteRuntime:
     checks: list[AnswerCheck] = field(default_factory=list)
     estimator: PromptEstimator | None = None
     own_notes: list[str] = field(default_factory=list)
+    capabilities: RouteCapabilities = field(default_factory=RouteCapabilities)
 
     @property
     def notes(self) -> list[str]:
@@ -142,7 +169,11 @@ def _load_route(policy: Policy, name: str) -> RouteRuntime:
     estimator, notes = _load_estimator(ctx), []
     if config.per_prompt and estimator is None:
         notes.append("per_prompt: no estimator (no evidence in the profile)")
-    return RouteRuntime(name, config, pipeline, categories, build_checks(config.escalate), estimator, notes)
+    capabilities = RouteCapabilities(
+        capabilities_of(policy.models[config.student]), capabilities_of(policy.models[config.frontier])
+    )
+    checks = build_checks(config.escalate)
+    return RouteRuntime(name, config, pipeline, categories, checks, estimator, notes, capabilities)
 
 
 def _load_estimator(ctx: DetectContext) -> PromptEstimator | None:
@@ -181,7 +212,9 @@ class Engine:
         self._given = dict(backends or {})
         self._backends: dict[str, Backend] = dict(self._given)
         self._routes: dict[str, RouteRuntime] | None = None
-        self._decisions: dict[tuple[str, TaskGuess, frozenset[str]], Decision] = {}
+        self._decisions = BoundedCache[_MemoKey, Decision](
+            _DECISION_CACHE, _DECISION_CACHE_BYTES, _memo_bytes
+        )
 
     # ------------------------------------------------------------------ life cycle
 
@@ -225,9 +258,14 @@ class Engine:
         """The price of a policy model."""
         return self.policy.models[target].price
 
-    async def health(self) -> dict[str, bool]:
-        """Each backend's health now (False for one not built)."""
-        return {name: await b.health() for name, b in self._backends.items()}
+    async def health(self, timeout: float = 5.0) -> dict[str, bool]:
+        """Each built backend's health now, checked all at once; a check that fails, raises or
+        takes over ``timeout`` seconds counts as unhealthy (so a round takes at most ``timeout``)."""
+        backends = list(self._backends.items())
+        results = await asyncio.gather(
+            *(asyncio.wait_for(b.health(), timeout) for _name, b in backends), return_exceptions=True
+        )
+        return {name: ok is True for (name, _b), ok in zip(backends, results, strict=True)}
 
     def detect(self, request: ChatRequest, task_hint: str | None = None) -> TaskGuess | None:
         """The task guess for a routed request (``None`` for a direct model)."""
@@ -242,34 +280,41 @@ class Engine:
             if name not in self.policy.models:
                 known = ", ".join(self.model_names())
                 raise UnknownModel(f"no route or model named '{name}' (have: {known})", param="model")
-            return self._decided(name, None, _NO_GUESS, frozenset())
+            return self._decided(name, None, _NO_GUESS, frozenset(), Lacks())
         guess = runtime.pipeline.detect(request, task_hint)
-        wants_estimate = runtime.estimator is not None and guess.task != "unknown"
-        estimate = runtime.estimator.estimate(request, guess) if wants_estimate else None
+        lacks = runtime.capabilities.lacks(request)
+        estimator = runtime.estimator if guess.task != "unknown" else None
+        estimate = estimator.estimate(request, guess) if estimator is not None else None
         if estimate is None:
-            return self._decided(name, runtime, guess, self.circuit.unavailable())
+            return self._decided(name, runtime, guess, self.circuit.unavailable(), lacks)
         return decide(
             name,
             runtime.config,
             guess,
             categories=runtime.categories,
             estimate=estimate,
+            lacks=lacks,
             unavailable=self.circuit.unavailable(),
         )
 
     def _decided(
-        self, name: str, runtime: RouteRuntime | None, guess: TaskGuess, unavailable: frozenset[str]
+        self,
+        name: str,
+        runtime: RouteRuntime | None,
+        guess: TaskGuess,
+        unavailable: frozenset[str],
+        lacks: Lacks,
     ) -> Decision:
         """``decide()`` without a per-prompt estimate, memoised: it is pure, its inputs repeat
         (a handful of tasks per route), and its reason strings were ~3% of a proxied call."""
-        key = (name, guess, unavailable)
+        key = (name, guess, unavailable, lacks)
         decision = self._decisions.get(key)
         if decision is None:
-            if len(self._decisions) >= _DECISION_CACHE:
-                self._decisions.clear()
             config, categories = (runtime.config, runtime.categories) if runtime else (None, None)
-            decision = decide(name, config, guess, categories=categories, unavailable=unavailable)
-            self._decisions[key] = decision
+            decision = decide(
+                name, config, guess, categories=categories, lacks=lacks, unavailable=unavailable
+            )
+            self._decisions.put(key, decision)
         return decision
 
     # ------------------------------------------------------------------ calls
@@ -279,7 +324,7 @@ class Engine:
     ) -> tuple[ChatCompletion, Decision]:
         """Answer in one piece; the completion carries ``bitrate`` (``decision.to_meta()``)."""
         decision = self.explain(request, task_hint)
-        completion, decision = await self._with_fallback(decision, lambda b: b.complete(request))
+        completion, decision = await self._with_fallback(request, decision, lambda b: b.complete(request))
         completion, decision = await self._escalate(request, completion, decision)
         completion.set_extra("bitrate", decision.to_meta())
         return completion, decision
@@ -291,14 +336,15 @@ class Engine:
         decision = self.explain(request, task_hint)
         checks = self._applicable_checks(request, decision)
         if not checks:
-            (head, tail), decision = await self._with_fallback(decision, lambda b: open_stream(b, request))
+            opened = await self._with_fallback(request, decision, lambda b: open_stream(b, request))
+            (head, tail), decision = opened
             return RoutedStream(decision, head, batches=tail, **_stream_shape(request))
         try:
             chunks = await self._run(decision.target, lambda b: buffer_stream(b, request))
-        except BackendError as exc:
-            decision = self._fallback_or_raise(decision, exc)
+        except (BackendError, Unsupported) as exc:
+            decision = self._fallback_or_raise(request, decision, exc)
         else:
-            failed = failed_check(checks, request, chunk_texts(chunks))
+            failed = failed_check(checks, request, answer_of_chunks(chunks))
             if failed is None:
                 return RoutedStream(decision, chunks, **_stream_shape(request))
             decision = self._escalated(decision, failed)
@@ -333,26 +379,43 @@ class Engine:
         return result
 
     async def _with_fallback(
-        self, decision: Decision, op: Callable[[Backend], Awaitable[T]]
+        self, request: ChatRequest, decision: Decision, op: Callable[[Backend], Awaitable[T]]
     ) -> tuple[T, Decision]:
         try:
             return await self._run(decision.target, op), decision
-        except BackendError as exc:
-            other = self._fallback_or_raise(decision, exc)
+        except (BackendError, Unsupported) as exc:
+            other = self._fallback_or_raise(request, decision, exc)
         return await self._run(other.target, op), other
 
-    def _fallback_or_raise(self, decision: Decision, exc: BackendError) -> Decision:
+    def _fallback_or_raise(
+        self, request: ChatRequest, decision: Decision, exc: BackendError | Unsupported
+    ) -> Decision:
         """The decision to retry with after ``exc``; re-raises ``exc`` when the policy forbids it."""
         route = self.policy.route_of(decision.route)
-        other = None if _caller_fault(exc) else fallback_decision(route, decision, why=f"failed ({exc.code})")
+        if isinstance(exc, Unsupported):
+            other = self._capability_fallback(request, decision, exc)
+        elif _caller_fault(exc):
+            other = None
+        else:
+            other = fallback_decision(route, decision, why=f"failed ({exc.code})")
         if other is None:
             raise exc
         return other
 
+    def _capability_fallback(
+        self, request: ChatRequest, decision: Decision, exc: Unsupported
+    ) -> Decision | None:
+        runtime = self.routes().get(decision.route)
+        if runtime is None or decision.side == "direct":
+            return None
+        other = "frontier" if decision.side == "student" else "student"
+        other_lacks = runtime.capabilities.lacks_besides(request, other, exc.need)
+        return capability_fallback(runtime.config, decision, exc.need, other_lacks)
+
     def _applicable_checks(self, request: ChatRequest, decision: Decision) -> list[AnswerCheck]:
         runtime = self.routes().get(decision.route)
-        if runtime is None or decision.side != "student":
-            return []
+        if runtime is None or decision.side != "student" or decision.lacking:
+            return []  # (lacking: the student answers because the frontier cannot)
         return [c for c in runtime.checks if c.applies(request)]
 
     def _escalated(self, decision: Decision, check: str) -> Decision:
@@ -364,7 +427,7 @@ class Engine:
         self, request: ChatRequest, completion: ChatCompletion, decision: Decision
     ) -> tuple[ChatCompletion, Decision]:
         checks = self._applicable_checks(request, decision)
-        failed = failed_check(checks, request, choice_texts(completion))
+        failed = failed_check(checks, request, answer_of(completion))
         if failed is None:
             return completion, decision
         decision = self._escalated(decision, failed)

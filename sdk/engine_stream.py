@@ -23,7 +23,7 @@ A failure after the first chunk raises the backend's ``BackendError`` from the i
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
-from typing import Literal
+from typing import Any, Literal
 
 from sdk.backends.base import Backend, close_iterator, flatten, singletons
 from sdk.decision import Decision
@@ -64,7 +64,7 @@ async def buffer_stream(backend: Backend, request: ChatRequest) -> list[ChatComp
 def _meta_chunk(last: ChatCompletionChunk, decision: Decision) -> ChatCompletionChunk:
     """The extra final chunk (no choices) that carries ``bitrate`` when no chunk ended the answer."""
     chunk = ChatCompletionChunk(id=last.id, created=last.created, model=last.model, choices=[])
-    chunk.bitrate = decision.to_meta()
+    setattr(chunk, "bitrate", decision.to_meta())  # noqa: B010 - an extra field; as assignment, marks it set
     return chunk
 
 
@@ -106,7 +106,7 @@ class RoutedStream:
         if batches is None and tail is not None:
             batches = singletons(tail)
         self._tail = batches
-        self._gens: list[AsyncGenerator] = []
+        self._gens: list[AsyncGenerator[Any, None]] = []
         self._choices = choices
         self._usage = usage
         self._finished: set[int] = set()

@@ -7,17 +7,23 @@
     │   └── DependencyMissing       an optional extra is missing ("pip install bitrate[local]")
     ├── RequestError                the caller's request is wrong (HTTP 4xx)
     │   ├── InvalidRequest          400: malformed JSON, an invalid field, unsupported option
+    │   │   └── Unsupported         400: the model cannot serve what the request needs (tools,
+    │   │                           images, a longer context); on a route, the other side is asked
     │   ├── AuthError               401: missing or wrong API key
     │   ├── NotFound                404: nothing by that name
     │   │   ├── UnknownModel        404: no route or model by that name
     │   │   └── UnknownPath         404: no such URL path
-    │   └── PayloadTooLarge         413: body over the configured limit
+    │   ├── PayloadTooLarge         413: body over the configured limit
+    │   └── RequestTimeout          408: the request's headers or body came too slowly
     ├── BackendError                a backend failed (HTTP 5xx); always names the backend
     │   ├── BackendTimeout          504: no answer within the timeout
     │   ├── BackendUnavailable      503: connection refused or reset, circuit open, not loaded
     │   └── UpstreamStatusError     502: the upstream answered with an error status
-    │       (keeps the upstream's status and request id; an upstream 4xx on a
-    │       request we passed through is re-raised to the caller as its 4xx)
+    │       (keeps the upstream's status and request id; an upstream 400, 413 or
+    │       422, which says the caller's request is wrong, is re-raised to the
+    │       caller as its 4xx; 401/403/404 say our key, model name or URL is
+    │       wrong: the backend's fault, a 502)
+    ├── ShuttingDown                503: the gateway stopped before it could answer
     └── InternalError               500: a bug in bitrate
 
 Foreign exceptions (httpx, torch, pydantic) are translated to these at exactly
@@ -27,6 +33,7 @@ one boundary each, with ``raise ... from exc``. Messages never contain API keys.
 from __future__ import annotations
 
 __all__ = [
+    "CALLER_FAULT_STATUSES",
     "AuthError",
     "BackendError",
     "BackendTimeout",
@@ -39,8 +46,11 @@ __all__ = [
     "NotFound",
     "PayloadTooLarge",
     "RequestError",
+    "RequestTimeout",
+    "ShuttingDown",
     "UnknownModel",
     "UnknownPath",
+    "Unsupported",
     "UpstreamStatusError",
 ]
 
@@ -63,7 +73,7 @@ class BitrateError(Exception):
         if code is not None:
             self.code = code
 
-    def to_body(self) -> dict:
+    def to_body(self) -> dict[str, dict[str, str | None]]:
         """The OpenAI-style error body for this error."""
         return {
             "error": {
@@ -113,6 +123,19 @@ class InvalidRequest(RequestError):
     code = "invalid_request"
 
 
+class Unsupported(InvalidRequest):
+    """The model cannot serve what the request needs, before any token was produced: ``need`` is
+    ``tools``, ``vision`` (a non-text part), ``json_schema`` or ``context`` (the prompt is longer than
+    the model's context). A 400 for a model called directly; on a route the engine asks the route's
+    other side instead when that side supports the need (``sdk.decide.capability_fallback``)."""
+
+    code = "unsupported"
+
+    def __init__(self, message: str, *, need: str, param: str | None = None, code: str | None = None):
+        super().__init__(message, param=param, code=code)
+        self.need = need
+
+
 class AuthError(RequestError):
     """A missing or wrong API key."""
 
@@ -148,6 +171,13 @@ class PayloadTooLarge(RequestError):
     code = "payload_too_large"
 
 
+class RequestTimeout(RequestError):
+    """The client sent its request's headers or body too slowly."""
+
+    status = 408
+    code = "request_timeout"
+
+
 class BackendError(BitrateError):
     """A backend failed. ``backend`` is the model name from the policy."""
 
@@ -171,8 +201,16 @@ class BackendUnavailable(BackendError):
     code = "backend_unavailable"
 
 
+CALLER_FAULT_STATUSES = frozenset({400, 413, 422})
+"""Upstream statuses that blame the content of the caller's request (passed through as they are).
+Any other 4xx blames the backend's configuration (key, model name, URL) or is transient (408, 429)."""
+
+
 class UpstreamStatusError(BackendError):
-    """The upstream answered ``upstream_status``; ``request_id`` is its request id."""
+    """The upstream answered ``upstream_status``; ``request_id`` is its request id.
+
+    ``message`` and ``request_id`` come from the upstream: the backend scrubs them of its key
+    and cuts them short (``sdk.backends.scrub``) before they get here."""
 
     code = "upstream_status"
 
@@ -195,8 +233,17 @@ class UpstreamStatusError(BackendError):
 
     @property
     def is_caller_fault(self) -> bool:
-        """True for an upstream 4xx other than 408/429: the request itself was bad."""
-        return 400 <= self.upstream_status < 500 and self.upstream_status not in (408, 429)
+        """True for an upstream 400, 413 or 422: the caller's request itself was bad. A 401, 403
+        or 404 is not: the gateway's key, model name or URL is wrong, which no caller can fix."""
+        return self.upstream_status in CALLER_FAULT_STATUSES
+
+
+class ShuttingDown(BitrateError):
+    """The gateway is stopping and gave up on a request still in flight; retry it elsewhere."""
+
+    status = 503
+    type = "server_error"
+    code = "shutting_down"
 
 
 class InternalError(BitrateError):

@@ -481,9 +481,11 @@ def make_embedder(kind: str, evidence_prompts: Sequence[str]) -> Embedder:
 def from_context(ctx: DetectContext, settings: EstimatorSettings = EstimatorSettings()) -> PromptEstimator:
     """The engine's factory: an estimator over the route's profile evidence at the route's tolerance."""
     tol = ctx.route.tolerance
-    prompts = [item.prompt for item in ctx.profile.evidence or []]
+    profile = ctx.profile
+    assert profile is not None, "an estimator is built only for a route with a profile"
+    prompts = [item.prompt for item in profile.evidence or []]
     return PromptEstimator.from_profile(
-        ctx.profile,
+        profile,
         make_embedder(settings.embedder, prompts),
         max_loss=tol.max_loss,
         confidence=tol.confidence,

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import (
+    ConfigDict,
     Field,
     PrivateAttr,
     ValidationInfo,
@@ -24,23 +25,29 @@ from pydantic import (
 )
 
 from sdk import embedded
-from sdk.backends.config import ModelConfig
+from sdk.backends.config import ModelConfig, env_var_name
 from sdk.config_model import StrictModel
-from sdk.yaml_config import Problem, load_yaml_model
+from sdk.errors import ConfigError
+from sdk.yaml_config import Problem, validate_yaml_model
 
 __all__ = [
     "Check",
     "FallbackConfig",
+    "JsonSchemaCheck",
     "JsonValidCheck",
     "NonEmptyCheck",
+    "NotTruncatedCheck",
+    "RefusalCheck",
     "Policy",
     "RouteConfig",
     "RuleConfig",
     "ServerSettings",
     "TasksConfig",
     "ToleranceConfig",
+    "ToolArgsCheck",
     "default_policy",
     "load_policy",
+    "read_policy",
 ]
 
 EMBEDDED_PROFILE = "embedded:profile"
@@ -85,10 +92,14 @@ class RuleConfig(StrictModel):
         return self._pattern
 
 
+def _default_detectors() -> list[DetectorName]:
+    return ["hint", "rules", "embeddings", "lexical"]
+
+
 class TasksConfig(StrictModel):
     """How a request's task category is detected."""
 
-    detect: list[DetectorName] = Field(default_factory=lambda: ["hint", "rules", "embeddings", "lexical"])
+    detect: list[DetectorName] = Field(default_factory=_default_detectors)
     """Detectors tried in order; the first confident guess wins, else the task is ``unknown``."""
     rules: list[RuleConfig] = Field(default_factory=list)
     """Regex rules for the ``rules`` detector, tried in order."""
@@ -119,7 +130,43 @@ class NonEmptyCheck(StrictModel):
     """Selects this check."""
 
 
-Check = Annotated[JsonValidCheck | NonEmptyCheck, Field(discriminator="check")]
+class JsonSchemaCheck(StrictModel):
+    """When ``response_format`` is a ``json_schema``, the student's answer must validate against the
+    schema (``jsonschema``: ``pip install 'bitrate[checks]'``)."""
+
+    check: Literal["json_schema"]
+    """Selects this check."""
+
+
+class ToolArgsCheck(StrictModel):
+    """When the request offers ``tools``, each of the student's tool calls must name an offered tool with
+    arguments valid against its ``parameters`` schema, and ``tool_choice`` must be honoured
+    (``jsonschema``: ``pip install 'bitrate[checks]'``)."""
+
+    check: Literal["tool_args"]
+    """Selects this check."""
+
+
+class RefusalCheck(StrictModel):
+    """The student's answer must not refuse: no ``refusal`` field, and not a short answer that begins
+    like a refusal ("I'm sorry, but I can't help with that"; see ``sdk.checks.Refusal``)."""
+
+    check: Literal["refusal"]
+    """Selects this check."""
+
+
+class NotTruncatedCheck(StrictModel):
+    """When the caller set no ``max_tokens``/``max_completion_tokens``, the student's answer must not end
+    with ``finish_reason: length`` (cut by the student's own limit or context)."""
+
+    check: Literal["not_truncated"]
+    """Selects this check."""
+
+
+Check = Annotated[
+    JsonValidCheck | JsonSchemaCheck | ToolArgsCheck | RefusalCheck | NotTruncatedCheck | NonEmptyCheck,
+    Field(discriminator="check"),
+]
 """An escalation check: when it fails on the student's answer, the frontier answers instead."""
 
 
@@ -149,13 +196,22 @@ class RouteConfig(StrictModel):
     """Checks on the student's answer; a failure sends the request to the frontier."""
     per_prompt: bool = False
     """Use per-prompt loss estimates when the profile carries per-item evidence."""
+    profile_models_must_match: bool = True
+    """Refuse to serve (and fail ``bitrate policy check``) when the profile was measured on other
+    models than this route's: the profile's recorded ``student.model`` / ``frontier.model`` must
+    equal the ``model`` of the route's student / frontier (an imported profile may instead record
+    the policy's name for it, as ``profile import --student-name/--frontier-name`` do). A side the
+    profile recorded no model for is not compared. ``false`` reuses a profile deliberately."""
 
 
 class ServerSettings(StrictModel):
     """Settings of the HTTP gateway (``bitrate serve``)."""
 
+    model_config = ConfigDict(hide_input_in_errors=True)
+
     api_keys_env: str | None = None
-    """Environment variable holding comma-separated accepted API keys; unset means no auth."""
+    """Name of the environment variable holding comma-separated accepted API keys; unset means no
+    auth. A value that looks like a key rather than a name is refused (and not echoed)."""
     max_body_bytes: int = Field(default=1 << 20, ge=1024)
     """Largest accepted request body, in bytes."""
     expose_metrics: bool = True
@@ -165,11 +221,38 @@ class ServerSettings(StrictModel):
     log_bodies: bool = False
     """Log request and response bodies (they may hold personal data)."""
     request_timeout: float = Field(default=120.0, gt=0)
-    """Seconds one request may take end to end."""
+    """Seconds one request may take end to end, its body's upload included."""
+    header_timeout: float = Field(default=10.0, gt=0)
+    """Seconds a client may take to send a request's line and headers (counted from connecting,
+    or from the first byte of a later request on the connection); past it the client gets a 408
+    and the connection is closed. Applies under ``bitrate serve``."""
+    body_timeout: float = Field(default=30.0, gt=0)
+    """Seconds a client may take to send a request's body once its headers are in (and never
+    past ``request_timeout``); past it the client gets a 408."""
+    health_interval: float = Field(default=10.0, gt=0)
+    """Seconds between background health checks of the backends; ``/readyz`` answers from the
+    last check at once and never calls a backend itself."""
+    expose_docs: bool = True
+    """Serve the API documentation: ``/docs``, ``/redoc`` and ``/openapi.json``."""
+    metrics_auth: bool = False
+    """Ask for a gateway API key on ``/metrics``, as on ``/v1/*`` (needs ``api_keys_env``)."""
+
+    @field_validator("api_keys_env")
+    @classmethod
+    def _a_variable_name(cls, value: str | None) -> str | None:
+        return env_var_name(value)
+
+    @model_validator(mode="after")
+    def _metrics_auth_needs_keys(self) -> ServerSettings:
+        if self.metrics_auth and not self.api_keys_env:
+            raise ValueError("metrics_auth: true needs api_keys_env (the keys /metrics would ask for)")
+        return self
 
 
 class Policy(StrictModel):
     """A deployment: models, routes over them, and server settings."""
+
+    model_config = ConfigDict(hide_input_in_errors=True)  # a key pasted in a wrong place: not in errors
 
     version: Literal[1]
     """Schema version of this file; must be 1."""
@@ -234,17 +317,26 @@ class Policy(StrictModel):
         return self.routes.get(name)
 
 
-def load_policy(path: str | Path) -> Policy:
-    """Load and validate a policy file; any mistake raises one ``ConfigError`` with file:line and key."""
+def read_policy(path: str | Path) -> tuple[Policy | None, list[ConfigError]]:
+    """Load and validate a policy file, keeping every mistake: ``(the policy, [])``, or ``(None,
+    a ConfigError with file:line and key for each mistake)``."""
     source = Path(path)
-    policy = load_yaml_model(
+    policy, errors = validate_yaml_model(
         source,
         Policy,
         what="policy",
         context={"defer_references": True},
         problems=Policy.reference_problems,
     )
-    return policy.bind(source.resolve().parent, source=str(source))
+    return (policy.bind(source.resolve().parent, source=str(source)) if policy is not None else None), errors
+
+
+def load_policy(path: str | Path) -> Policy:
+    """Load and validate a policy file; the first mistake raises ``ConfigError`` with file:line and key."""
+    policy, errors = read_policy(path)
+    if policy is None:
+        raise errors[0]
+    return policy
 
 
 def default_policy() -> Policy:

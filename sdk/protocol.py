@@ -3,6 +3,9 @@
 Requests keep unknown fields (``extra="allow"``) so an HTTP backend can pass
 them through untouched; responses and chunks also allow extras so fields that
 upstreams add (``system_fingerprint``, ``service_tier``...) survive a proxy hop.
+Values are as lax as the OpenAI API's (an integer where a float goes), except that
+a request's booleans are strict (``"stream": "yes"`` is a 400, not ``true``) and its
+floats finite.
 Every field carries a docstring: the schema printed by ``bitrate policy schema``
 and the gateway's OpenAPI document are generated from them.
 """
@@ -14,7 +17,7 @@ import uuid
 from typing import Annotated, Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
 
 __all__ = [
     "ChatCompletion",
@@ -137,7 +140,7 @@ def text_of(message: ChatMessage) -> str:
 
 
 class StreamOptions(WireModel):
-    include_usage: bool = False
+    include_usage: StrictBool = False
     """Send a last chunk with ``usage`` and no choices."""
 
 
@@ -146,7 +149,7 @@ class JSONSchemaSpec(WireModel):
     """Name of the schema."""
     schema_: dict[str, Any] | None = Field(default=None, alias="schema")
     """The JSON Schema the answer must satisfy."""
-    strict: bool | None = None
+    strict: StrictBool | None = None
     """Ask for strict schema adherence."""
     description: str | None = None
     """What the schema is for."""
@@ -182,7 +185,7 @@ class FunctionDef(WireModel):
     """What the function does, for the model."""
     parameters: dict[str, Any] | None = None
     """JSON Schema of the arguments."""
-    strict: bool | None = None
+    strict: StrictBool | None = None
     """Ask for strict argument schema adherence."""
 
 
@@ -200,9 +203,9 @@ class ChatRequest(WireModel):
     """A route name (``auto``) or a direct model name from the policy."""
     messages: list[ChatMessage] = Field(min_length=1)
     """The conversation so far; at least one message."""
-    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0, allow_inf_nan=False)
     """Sampling temperature; 0 means greedy."""
-    top_p: float | None = Field(default=None, gt=0.0, le=1.0)
+    top_p: float | None = Field(default=None, gt=0.0, le=1.0, allow_inf_nan=False)
     """Nucleus sampling mass."""
     max_tokens: int | None = Field(default=None, ge=1)
     """Most tokens to generate (older name)."""
@@ -214,11 +217,11 @@ class ChatRequest(WireModel):
     """Up to 4 sequences where generation stops (not included in the answer)."""
     seed: int | None = None
     """Seed for sampling, for reproducible answers."""
-    stream: bool = False
+    stream: StrictBool = False
     """Answer as server-sent events."""
     stream_options: StreamOptions | None = None
     """Streaming options; ``include_usage`` adds a final usage chunk."""
-    logprobs: bool | None = None
+    logprobs: StrictBool | None = None
     """Return log-probabilities of the chosen tokens."""
     top_logprobs: int | None = Field(default=None, ge=0, le=20)
     """How many alternatives per position to return with ``logprobs``."""

@@ -17,8 +17,9 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from sdk.errors import ConfigError
+from sdk.textfile import read_text
 
-__all__ = ["Problem", "load_yaml_model", "node_line"]
+__all__ = ["Problem", "load_yaml_model", "located", "node_line", "validate_yaml_model"]
 
 M = TypeVar("M", bound=BaseModel)
 Problem = tuple[tuple[str, ...], str]
@@ -26,23 +27,32 @@ Problem = tuple[tuple[str, ...], str]
 
 
 def _read(path: Path, what: str) -> tuple[Any, yaml.Node | None]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read {what}: {exc.strerror or exc}", location=str(path)) from exc
+    text = read_text(path, what)
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-        problem = getattr(exc, "problem", None) or str(exc)
+        line, problem = _yaml_problem(exc, text)
+        where = f"{path}:{line}" if line else str(path)
         raise ConfigError(f"invalid YAML: {problem}", location=where) from exc
     duplicate = _duplicate_key(node)
     if duplicate:
         line, key = duplicate
         raise ConfigError("key defined twice", location=f"{path}:{line}", key=key)
     return data, node
+
+
+def _yaml_problem(exc: yaml.YAMLError, text: str) -> tuple[int | None, str]:
+    """The 1-based line and a one-line description of a PyYAML error (its ``str`` spans lines)."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    if mark is not None:
+        line: int | None = mark.line + 1
+    elif isinstance(getattr(exc, "position", None), int):  # a ReaderError: a character YAML refuses
+        line = text.count("\n", 0, exc.position) + 1  # type: ignore[attr-defined]
+    else:
+        line = None
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    return line, problem
 
 
 def _duplicate_key(node: yaml.Node | None, path: tuple[str, ...] = ()) -> tuple[int, str] | None:
@@ -97,17 +107,51 @@ def node_line(root: yaml.Node | None, loc: Sequence[object]) -> tuple[int | None
     return line, ".".join(parts)
 
 
-def _first_error(exc: ValidationError) -> tuple[tuple[object, ...], str]:
+def _errors(exc: ValidationError) -> list[tuple[tuple[object, ...], str]]:
+    """Every error as ``(loc, message)``; an unknown key comes first. A misspelt key shows up
+    twice (unknown key + required key missing): the typo is named, not the missing key."""
     errors = exc.errors(include_url=False)
-    # a misspelt key shows up twice (unknown key + required key missing): name the typo
-    err = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
-    loc = tuple(err["loc"])
-    msg = err["msg"].removeprefix("Value error, ")
-    if err["type"] == "extra_forbidden":
-        msg = "unknown key"
-    elif err["type"] == "missing":
-        msg = "required key is missing"
-    return loc, msg
+    typo_parents = {tuple(e["loc"][:-1]) for e in errors if e["type"] == "extra_forbidden"}
+    kept = [e for e in errors if not (e["type"] == "missing" and tuple(e["loc"][:-1]) in typo_parents)]
+    kept.sort(key=lambda e: e["type"] != "extra_forbidden")  # stable: otherwise pydantic's order
+    return [(tuple(e["loc"]), _message(e["type"], e["msg"])) for e in kept]
+
+
+def _message(kind: str, msg: str) -> str:
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind == "missing":
+        return "required key is missing"
+    return msg.removeprefix("Value error, ")
+
+
+def validate_yaml_model(
+    path: Path,
+    model: type[M],
+    *,
+    what: str,
+    context: dict[str, Any] | None = None,
+    problems: Callable[[M], Sequence[Problem]] | None = None,
+) -> tuple[M | None, list[ConfigError]]:
+    """Read ``path``, validate it into ``model`` and run the ``problems`` cross-check, keeping every
+    mistake: ``(the model, [])``, or ``(None, a ConfigError with file:line and key for each)``.
+    ``what`` names the file's kind."""
+    try:
+        data, root = _read(path, what)
+    except ConfigError as exc:
+        return None, [exc]
+    if not isinstance(data, dict):
+        return None, [ConfigError(f"a {what} must be a YAML mapping", location=f"{path}:1")]
+    try:
+        value = model.model_validate(data, context=context)
+    except ValidationError as exc:
+        errors = [_located(path, root, loc, msg) for loc, msg in _errors(exc)]
+        errors[0].__cause__ = exc
+        return None, errors
+    found = problems(value) if problems is not None else ()
+    if found:
+        return None, [_located(path, root, loc, msg) for loc, msg in found]
+    return value, []
 
 
 def load_yaml_model(
@@ -118,20 +162,10 @@ def load_yaml_model(
     context: dict[str, Any] | None = None,
     problems: Callable[[M], Sequence[Problem]] | None = None,
 ) -> M:
-    """Read ``path`` and validate it into ``model``; then run the ``problems`` cross-check. The first
-    mistake raises ``ConfigError`` with file:line and key; ``what`` names the file's kind."""
-    data, root = _read(path, what)
-    if not isinstance(data, dict):
-        raise ConfigError(f"a {what} must be a YAML mapping", location=f"{path}:1")
-    try:
-        value = model.model_validate(data, context=context)
-    except ValidationError as exc:
-        loc, msg = _first_error(exc)
-        raise _located(path, root, loc, msg) from exc
-    found = problems(value) if problems is not None else ()
-    if found:
-        loc, msg = found[0]
-        raise _located(path, root, loc, msg)
+    """:func:`validate_yaml_model`, raising the first mistake as ``ConfigError``."""
+    value, errors = validate_yaml_model(path, model, what=what, context=context, problems=problems)
+    if value is None:
+        raise errors[0]
     return value
 
 
@@ -139,3 +173,15 @@ def _located(path: Path, root: yaml.Node | None, loc: Sequence[object], msg: str
     line, key = node_line(root, loc)
     where = f"{path}:{line}" if line else str(path)
     return ConfigError(msg, location=where, key=key)
+
+
+def located(path: Path | None, problems: Sequence[Problem], *, what: str) -> list[ConfigError]:
+    """Problems found after loading, as ``ConfigError`` with the file:line and dotted key of each.
+    The file is read again for its lines; without a file (a model built in code) only the key is named."""
+    if path is None:
+        return [ConfigError(msg, key=".".join(loc)) for loc, msg in problems]
+    try:
+        _data, root = _read(path, what)
+    except ConfigError:  # changed since it was loaded: name the file without a line
+        return [ConfigError(msg, location=str(path), key=".".join(loc)) for loc, msg in problems]
+    return [_located(path, root, loc, msg) for loc, msg in problems]

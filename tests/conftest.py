@@ -1,4 +1,5 @@
-"""Fixtures shared by the whole test tree: the tiny test model and a backend serving it."""
+"""Fixtures shared by the whole test tree: the tiny test model and a backend serving it, and a
+PostgreSQL server for the session."""
 
 from __future__ import annotations
 
@@ -7,11 +8,13 @@ import hashlib
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.support import tiny_model
+from tests.support.postgres import PostgresMissing, start_postgres
 
 
 def _build_once(cache_root: Path) -> Path:
@@ -50,3 +53,17 @@ def tiny_backend(tiny_model_dir: Path):
     )
     yield backend
     asyncio.run(backend.close())
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A database on a PostgreSQL server started for this session (``tests/support/postgres.py``),
+    stopped at its end; skips only when PostgreSQL is not installed here."""
+    try:
+        server = start_postgres()
+    except PostgresMissing as exc:
+        pytest.skip(str(exc))
+    try:
+        yield server.url
+    finally:
+        server.stop()

@@ -18,13 +18,13 @@ import os
 import re
 import shlex
 import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+
+from tests.support.net import free_port, wait_until_up
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -40,23 +40,6 @@ def blocks() -> list[tuple[str, dict[str, str], str]]:
         opts = dict(w.split("=", 1) if "=" in w else (w, "") for w in words[1:])
         out.append((lang, opts, body))
     return out
-
-
-def wait_port(port: int, proc: subprocess.Popen, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, f"background server exited with {proc.returncode}"
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.2)
-    raise AssertionError(f"nothing listening on port {port} after {timeout}s")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_readme_starts_with_the_two_commands():
@@ -91,7 +74,7 @@ def test_every_readme_snippet_runs(tmp_path):
                         )
                         log.close()  # the child holds its own copy
                         background.append(proc)
-                        wait_port(port, proc)
+                        wait_until_up(port, process=proc, timeout=120)
                         continue
                     done = subprocess.run(
                         command, shell=True, env=env, capture_output=True, text=True, timeout=600

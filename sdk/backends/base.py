@@ -12,7 +12,7 @@ chunks by arrival.
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 
 from sdk.protocol import ChatCompletion, ChatCompletionChunk, ChatRequest
 
@@ -35,7 +35,9 @@ async def singletons(chunks: AsyncIterator[ChatCompletionChunk]) -> AsyncIterato
         await close_iterator(chunks)
 
 
-async def flatten(batches: AsyncIterator[list[ChatCompletionChunk]]) -> AsyncIterator[ChatCompletionChunk]:
+async def flatten(
+    batches: AsyncIterator[list[ChatCompletionChunk]],
+) -> AsyncGenerator[ChatCompletionChunk, None]:
     """Batches of chunks one chunk at a time; closing it closes ``batches``."""
     try:
         async for batch in batches:

@@ -1,13 +1,17 @@
 """Typed configuration of the backends, one model per entry of a policy's ``models``.
 
-A discriminated union on ``backend``; unknown keys are rejected at load.
+A discriminated union on ``backend``; unknown keys are rejected at load, and so are a
+``base_url`` that is not http(s) and an ``api_key_env`` that is not a variable name (an API
+key pasted there is refused without being echoed).
 """
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field
+from pydantic import ConfigDict, Field, field_validator
 
 from sdk.config_model import StrictModel
 
@@ -15,9 +19,36 @@ __all__ = [
     "ModelConfig",
     "OpenAIConfig",
     "Price",
+    "SupportsConfig",
     "TransformersConfig",
     "VLLMConfig",
+    "env_var_name",
 ]
+
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+"""A portable environment variable name, at most 64 characters."""
+_KEY_PREFIXES = ("sk_", "pk_", "rk_", "gsk_", "hf_", "ghp_", "github_pat_", "AIza")
+"""How common API keys begin (the ones made of name characters only; ``sk-...`` fails the pattern)."""
+
+
+def env_var_name(value: str | None) -> str | None:
+    """``value`` when it can be an environment variable's name; a ``ValueError`` that does not echo it
+    when it looks like a secret instead (characters a name cannot hold, a key's prefix, over 64
+    characters, or a long mix of upper case, lower case and digits)."""
+    if value is None:
+        return None
+    random_looking = (
+        len(value) >= 20
+        and any(c.islower() for c in value)
+        and any(c.isupper() for c in value)
+        and any(c.isdigit() for c in value)
+    )
+    if not _ENV_NAME.fullmatch(value) or value.startswith(_KEY_PREFIXES) or random_looking:
+        raise ValueError(
+            "this looks like an API key, not the name of an environment variable (the value is not shown); "
+            "put the key in a variable such as OPENAI_API_KEY and write that name here"
+        )
+    return value
 
 
 class Price(StrictModel):
@@ -33,22 +64,44 @@ class Price(StrictModel):
         return (prompt_tokens * self.input + completion_tokens * self.output) / 1e6
 
 
+class SupportsConfig(StrictModel):
+    """What a model can serve; a key left out takes its backend's default (``sdk.capabilities``:
+    an ``openai`` backend supports everything, a local one no tools, images or JSON schema, and
+    the context its model directory's ``config.json`` states). A route sends a request that needs
+    what its student lacks to its frontier."""
+
+    tools: bool | None = None
+    """Calls tools (a request with ``tools``, or a ``tool_choice`` that asks for a call)."""
+    vision: bool | None = None
+    """Reads image parts (and any other non-text part of a message)."""
+    json_schema: bool | None = None
+    """Follows ``response_format: {type: json_schema}``."""
+    max_context: int | None = Field(default=None, ge=1)
+    """Context length in tokens; a prompt estimated longer (characters / 4) goes to the other side."""
+
+
 class _Common(StrictModel):
     price: Price = Field(default_factory=Price)
     """What one call costs, for cost accounting."""
+    supports: SupportsConfig = Field(default_factory=SupportsConfig)
+    """What this model can serve (tools, vision, json_schema, max_context); omitted keys take the
+    backend's defaults."""
 
 
 class OpenAIConfig(_Common):
     """Any OpenAI-compatible HTTP API (a frontier API, ``vllm serve``, another gateway)."""
 
+    model_config = ConfigDict(hide_input_in_errors=True)
+
     backend: Literal["openai"]
     """Selects this backend."""
     base_url: str
-    """API root, e.g. ``https://api.openai.com/v1``."""
+    """API root, e.g. ``https://api.openai.com/v1``: an ``http://`` or ``https://`` URL with a host."""
     model: str
     """The model name sent upstream."""
     api_key_env: str | None = None
-    """Environment variable holding the API key; the key itself never goes in a file."""
+    """Name of the environment variable holding the API key (letters, digits and ``_``, at most 64);
+    the key itself never goes in a file, and a value that looks like a key is refused."""
     timeout: float = Field(default=60.0, gt=0)
     """Seconds to wait for an answer (read timeout; for streams, between chunks)."""
     connect_timeout: float = Field(default=5.0, gt=0)
@@ -63,6 +116,23 @@ class OpenAIConfig(_Common):
     """HTTP client: ``aiohttp`` (used directly; ~7x less CPU per call here) or ``httpx``."""
     headers: dict[str, str] = Field(default_factory=dict)
     """Extra headers sent on every request (no secrets: use ``api_key_env``)."""
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        try:
+            parts = urlsplit(value)
+            ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+        except ValueError:  # e.g. an unclosed IPv6 bracket
+            ok = False
+        if not ok:  # the URL is not echoed: it may carry credentials
+            raise ValueError("must be an http:// or https:// URL with a host, e.g. https://api.openai.com/v1")
+        return value
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _a_variable_name(cls, value: str | None) -> str | None:
+        return env_var_name(value)
 
 
 class TransformersConfig(_Common):

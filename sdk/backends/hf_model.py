@@ -1,9 +1,10 @@
 """Loading a local Hugging Face chat model and the token-level steps the worker runs.
 
 Imported only by the transformers backend (it imports torch at module level).
-The generation loop is hand-written (prefill once, then one token at a time with
-the KV cache) rather than ``model.generate``: it streams, stops on strings and
-stops on cancel between any two tokens, with no streamer thread.
+The generation loop is hand-written (prefill, then one token at a time with the KV
+cache, many sequences per forward pass: :mod:`sdk.backends.hf_batch`) rather than
+``model.generate``: it streams, stops on strings, lets sequences join and leave
+between any two tokens, and stops on cancel, with no streamer thread.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ class LoadedModel:
     context: int | None
     eos_ids: frozenset[int]
     defaults: GenerationDefaults
+    pad_id: int = 0
+    """Token fed to rows that sit a step out (masked, so any id will do)."""
     cache_arg: str = "past_key_values"
     """The forward() keyword for the KV cache (``cache`` in newer transformers)."""
 
@@ -56,17 +59,22 @@ class LoadedModel:
         return self.tokenizer.decode(ids, skip_special_tokens=True)
 
     @torch.inference_mode()
-    def prefill(self, ids: list[int]) -> tuple[torch.Tensor, Any]:
-        """Run the prompt; return the next-token logits (1-D, float32) and the KV cache."""
-        out = self.model(input_ids=torch.tensor([ids], device=self.device), use_cache=True, logits_to_keep=1)
-        return out.logits[0, -1].float(), out[self.cache_arg]
-
-    @torch.inference_mode()
-    def advance(self, token: int, cache: Any) -> torch.Tensor:
-        """Feed one token after ``cache``; return the next-token logits (the cache grows in place)."""
+    def forward(
+        self, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, cache: Any
+    ) -> torch.Tensor:
+        """Run ``ids`` (``[rows, n]``) after ``cache`` (which grows in place) with the attention
+        ``mask`` over every column so far and each token's position; return the last position's
+        next-token logits, float32 ``[rows, vocab]``."""
         kwargs = {self.cache_arg: cache}
-        out = self.model(input_ids=torch.tensor([[token]], device=self.device), use_cache=True, **kwargs)
-        return out.logits[0, -1].float()
+        out = self.model(
+            input_ids=ids,
+            attention_mask=mask,
+            position_ids=positions,
+            use_cache=True,
+            logits_to_keep=1,
+            **kwargs,
+        )
+        return out.logits[:, -1].float()
 
     def token_logprob(self, logits: torch.Tensor, token: int, top: int) -> TokenLogprob:
         """The chosen token's log-probability under the raw model distribution, with ``top`` alternatives."""
@@ -128,7 +136,7 @@ def load_model(config: TransformersConfig) -> LoadedModel:
         raise ConfigError(f"the tokenizer in '{path}' has no chat template", key="model")
     try:
         device = torch.device(config.device)
-        model.to(device).eval()
+        model.to(device).eval()  # type: ignore[arg-type]  # transformers' stub of .to() drops self
     except (RuntimeError, AssertionError) as exc:
         raise ConfigError(f"cannot use device '{config.device}': {exc}", key="device") from exc
     eos = model.generation_config.eos_token_id if model.generation_config else None
@@ -142,5 +150,6 @@ def load_model(config: TransformersConfig) -> LoadedModel:
         context=getattr(model.config, "max_position_embeddings", None),
         eos_ids=frozenset(eos_ids),
         defaults=GenerationDefaults.from_generation_config(model.generation_config),
+        pad_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(eos_ids, default=0),
         cache_arg="cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values",
     )

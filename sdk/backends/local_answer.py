@@ -11,7 +11,7 @@ stream of :class:`~sdk.protocol.ChatCompletionChunk`: a first chunk with role
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 
 from sdk.errors import BitrateError
@@ -65,7 +65,7 @@ def usage(prompt: int, completion: int) -> Usage:
 
 
 async def complete_from(
-    events: AsyncIterator[Event], *, n: int, model: str, prompt_tokens: int, logprobs: bool
+    events: AsyncGenerator[Event, None], *, n: int, model: str, prompt_tokens: int, logprobs: bool
 ) -> ChatCompletion:
     """Collect every choice's events into one answer."""
     texts: list[list[str]] = [[] for _ in range(n)]
@@ -92,8 +92,8 @@ async def complete_from(
 
 
 async def stream_from(
-    events: AsyncIterator[Event], *, model: str, prompt_tokens: int, include_usage: bool
-) -> AsyncIterator[ChatCompletionChunk]:
+    events: AsyncGenerator[Event, None], *, model: str, prompt_tokens: int, include_usage: bool
+) -> AsyncGenerator[ChatCompletionChunk, None]:
     """Turn events into chunks as they come; closing this iterator closes ``events``."""
     cid = new_completion_id()
     started: set[int] = set()

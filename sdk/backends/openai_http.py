@@ -21,15 +21,20 @@ A stream retries only while opening (status and headers are checked before the
 first chunk is yielded); once a chunk is out, a failure raises from the iterator.
 Closing the iterator early closes the upstream response, which cancels the
 generation upstream. The API key is read once from ``config.api_key_env`` and
-never appears in errors, reprs or logs.
+never appears in errors, reprs or logs: every foreign string (an exception's text,
+an upstream's message or request id) goes through :func:`sdk.backends.scrub.scrub`
+before it enters an error, and a transport error's text loses the upstream's
+address (errors name the backend, not its URL).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 from collections.abc import AsyncIterator
+from typing import Literal
 
 import httpx
 from pydantic import SecretStr
@@ -45,10 +50,9 @@ from sdk.backends.openai_wire import (
     error_from_status,
     malformed,
     parse_completion,
-    redact,
-    truncate,
 )
 from sdk.backends.retry import RetryPolicy
+from sdk.backends.scrub import scrub
 from sdk.backends.sse_decode import iter_chunk_batches
 from sdk.backends.transports import Reply, Transport, make_transport
 from sdk.errors import BackendError, BackendTimeout, BackendUnavailable, ConfigError
@@ -60,6 +64,8 @@ log = logging.getLogger("bitrate.backends.openai")
 
 HEALTH_TIMEOUT = 3.0
 """Longest wait, in seconds, for ``GET /models`` in :meth:`OpenAIBackend.health`."""
+
+_URL = re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s'\"<>]+", re.IGNORECASE)
 
 
 def read_api_key(config: OpenAIConfig) -> SecretStr | None:
@@ -82,7 +88,7 @@ def _aiohttp_error(exc: Exception, backend: str, config: OpenAIConfig, detail: s
         if isinstance(exc, aiohttp.ConnectionTimeoutError):  # the pool or the connect took too long
             return BackendUnavailable(f"no connection within {config.connect_timeout}s", backend=backend)
         if isinstance(exc, aiohttp.ClientConnectorError):
-            return BackendUnavailable(f"cannot connect to {config.base_url}: {detail}", backend=backend)
+            return BackendUnavailable(f"cannot connect: {detail}", backend=backend)
     if isinstance(exc, TimeoutError):  # aiohttp's read timeout is one too
         return BackendTimeout(f"no answer within {config.timeout}s", backend=backend)
     if aiohttp is not None and isinstance(exc, aiohttp.ClientError):  # dropped, reset, truncated body
@@ -99,7 +105,7 @@ def _httpx_error(exc: Exception, backend: str, config: OpenAIConfig, detail: str
     if isinstance(exc, httpx.TimeoutException):
         return BackendTimeout(f"no answer within {config.timeout}s", backend=backend)
     if isinstance(exc, httpx.ConnectError):
-        return BackendUnavailable(f"cannot connect to {config.base_url}: {detail}", backend=backend)
+        return BackendUnavailable(f"cannot connect: {detail}", backend=backend)
     if isinstance(exc, httpx.TransportError):
         return BackendUnavailable(f"connection lost: {detail}", backend=backend)
     if isinstance(exc, httpx.DecodingError):
@@ -109,9 +115,21 @@ def _httpx_error(exc: Exception, backend: str, config: OpenAIConfig, detail: str
     return None
 
 
+def _detail(exc: Exception, secret: str | None) -> str:
+    """A transport exception in a few words fit for a caller: an OS error's own words without the
+    address it concerned, aiohttp's message without its URL; any other URL taken out; scrubbed."""
+    code = getattr(exc, "errno", None)
+    message = getattr(exc, "message", None)  # aiohttp's ClientResponseError: the words without the URL
+    if isinstance(code, int) and code > 0:
+        text = os.strerror(code)
+    else:
+        text = message if isinstance(message, str) and message else str(exc)
+    return scrub(_URL.sub("<url>", text), secret) or type(exc).__name__
+
+
 def _translate(exc: Exception, backend: str, config: OpenAIConfig, secret: str | None) -> BackendError | None:
     """The most specific :mod:`sdk.errors` class for a transport exception; ``None`` for a foreign one."""
-    detail = truncate(redact(str(exc), secret) or type(exc).__name__)
+    detail = _detail(exc, secret)
     if isinstance(exc, httpx.HTTPError):
         return _httpx_error(exc, backend, config, detail)
     translated = _aiohttp_error(exc, backend, config, detail)
@@ -134,7 +152,9 @@ class translate_errors:  # noqa: N801 - used like the function it was: ``with tr
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> bool:
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: object
+    ) -> Literal[False]:
         if not isinstance(exc, Exception):  # none, or cancellation and exits: not ours to translate
             return False
         translated = _translate(exc, self.backend, self.config, self.secret)
@@ -209,7 +229,7 @@ class OpenAIBackend(Backend):
             log.debug("%s: POST %s -> %d", self.name, prepared.url, reply.status)
         if reply.status >= 400:
             raise error_from_status(reply.status, reply.headers, content, self.name, secret=self._secret)
-        return parse_completion(reply.headers, content, self.name)
+        return parse_completion(reply.headers, content, self.name, secret=self._secret)
 
     def stream(self, request: ChatRequest) -> AsyncIterator[ChatCompletionChunk]:
         """Answer as chunks. Opening (status, headers) is retried; a failure after that raises."""
@@ -234,7 +254,7 @@ class OpenAIBackend(Backend):
                 with self._errors():
                     content = await reply.read()
                 raise error_from_status(reply.status, reply.headers, content, self.name, secret=self._secret)
-            check_stream_headers(reply.headers, self.name)
+            check_stream_headers(reply.headers, self.name, secret=self._secret)
         except BaseException:
             await reply.aclose()
             raise

@@ -9,6 +9,9 @@ error raised names the backend and never contains the API key.
 - :func:`error_from_status`: a >= 400 answer -> :class:`~sdk.errors.UpstreamStatusError`.
 - :func:`check_stream_headers`: a 2xx stream answer must be ``text/event-stream``.
 - :func:`parse_chunk`: one SSE ``data`` payload -> :class:`~sdk.protocol.ChatCompletionChunk`.
+
+Upstream text (an error message, a request id) enters our errors only through
+:func:`sdk.backends.scrub.scrub`: the key taken out first, then cut short.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from pydantic import ValidationError
 
 from sdk.backends.config import OpenAIConfig
 from sdk.backends.retry import parse_retry_after
+from sdk.backends.scrub import scrub
 from sdk.errors import BackendError, UpstreamStatusError
 from sdk.protocol import ChatCompletion, ChatCompletionChunk, ChatRequest
 
@@ -34,14 +38,13 @@ __all__ = [
     "malformed",
     "parse_chunk",
     "parse_completion",
-    "redact",
 ]
 
 MALFORMED = "bad_upstream_response"
 """Error code of an upstream 2xx answer we cannot read."""
 
-MAX_MESSAGE = 300
-"""Longest upstream error text kept in our error messages."""
+MAX_REQUEST_ID = 100
+"""Longest upstream request id kept in our error messages."""
 
 USER_AGENT = "bitrate/0.1"
 
@@ -99,40 +102,45 @@ def build_request(
     return PreparedRequest("POST", endpoint(config, "chat/completions"), headers, content)
 
 
-def redact(text: str, secret: str | None) -> str:
-    """``text`` with ``secret`` replaced by ``***`` (upstreams sometimes echo the key)."""
-    return text.replace(secret, "***") if secret else text
+def malformed(backend: str, why: str, *, secret: str | None = None) -> BackendError:
+    """The error for an upstream 2xx answer that is not what the API promises; ``why`` may
+    quote the upstream, so it is scrubbed of ``secret`` and cut short."""
+    return BackendError(f"malformed response: {scrub(why, secret)}", backend=backend, code=MALFORMED)
 
 
-def malformed(backend: str, why: str) -> BackendError:
-    """The error for an upstream 2xx answer that is not what the API promises."""
-    return BackendError(f"malformed response: {why}", backend=backend, code=MALFORMED)
-
-
-def _content_type(headers: Mapping[str, str]) -> str:
+def _media_type(headers: Mapping[str, str]) -> str:
+    """The ``content-type`` without its parameters, as sent (compare it lower-cased)."""
     value = headers.get("content-type")  # httpx's Headers: case-insensitive, no copy
     if value is None:
         value = next((v for k, v in headers.items() if k.lower() == "content-type"), "")
-    return value.split(";")[0].strip().lower()
+    return value.split(";")[0].strip()
 
 
-def _load_json(content: bytes, backend: str) -> Any:
+def _wrong_type(backend: str, sent: str, expected: str, secret: str | None) -> BackendError:
+    return malformed(backend, f"content type {sent or 'missing'!r}, expected {expected}", secret=secret)
+
+
+def _load_json(content: bytes, backend: str, secret: str | None = None) -> Any:
     try:
         return json.loads(content)
     except (UnicodeDecodeError, ValueError) as exc:
-        raise malformed(backend, f"invalid JSON ({exc})") from exc
+        raise malformed(backend, f"invalid JSON ({exc})", secret=secret) from exc
 
 
-def parse_completion(headers: Mapping[str, str], content: bytes, backend: str) -> ChatCompletion:
-    """A 2xx non-streaming answer as a :class:`ChatCompletion`, or a ``malformed response`` error."""
-    kind = _content_type(headers)
+def parse_completion(
+    headers: Mapping[str, str], content: bytes, backend: str, *, secret: str | None = None
+) -> ChatCompletion:
+    """A 2xx non-streaming answer as a :class:`ChatCompletion`, or a ``malformed response``
+    error (``secret`` scrubbed from what it quotes)."""
+    sent = _media_type(headers)
+    kind = sent.lower()
     if kind != "application/json" and not kind.endswith("+json"):
-        raise malformed(backend, f"content type {kind or 'missing'!r}, expected application/json")
+        raise _wrong_type(backend, sent, "application/json", secret)
     try:  # one pass in pydantic-core, straight from bytes (no json.loads, no dict walk)
         return ChatCompletion.model_validate_json(content)
     except ValidationError as exc:
-        _load_json(content, backend)  # invalid JSON gets its own message
-        raise malformed(backend, f"not a chat completion ({_first_error(exc)})") from exc
+        _load_json(content, backend, secret)  # invalid JSON gets its own message
+        raise malformed(backend, f"not a chat completion ({_first_error(exc)})", secret=secret) from exc
 
 
 def _first_error(exc: ValidationError) -> str:
@@ -141,9 +149,9 @@ def _first_error(exc: ValidationError) -> str:
     return f"{where}: {first['msg']}"
 
 
-def error_message(content: bytes) -> str:
-    """The upstream's own words: ``error.message`` of an OpenAI error body, a
-    FastAPI ``detail``, or the start of the raw text."""
+def error_message(content: bytes, secret: str | None = None) -> str:
+    """The upstream's own words, scrubbed of ``secret`` and cut short: ``error.message`` of an
+    OpenAI error body, a FastAPI ``detail``, or the start of the raw text."""
     try:
         data = json.loads(content)
     except (UnicodeDecodeError, ValueError):
@@ -151,12 +159,7 @@ def error_message(content: bytes) -> str:
     message = _message_of(data) if data is not None else None
     if message is None:
         message = content.decode("utf-8", errors="replace").strip() or "(empty body)"
-    return truncate(message)
-
-
-def truncate(text: str, limit: int = MAX_MESSAGE) -> str:
-    """``text`` cut to ``limit`` characters, with ``...`` when cut."""
-    return text if len(text) <= limit else text[:limit] + "..."
+    return scrub(message, secret)
 
 
 def _message_of(data: Any) -> str | None:
@@ -175,22 +178,23 @@ def error_from_status(
     status: int, headers: Mapping[str, str], content: bytes, backend: str, *, secret: str | None = None
 ) -> UpstreamStatusError:
     """The error for an upstream answer with ``status >= 400``: its message, request id
-    (``x-request-id``) and ``Retry-After``; ``secret`` is scrubbed from the message."""
+    (``x-request-id``) and ``Retry-After``; ``secret`` is scrubbed from the message and the id."""
     lowered = {k.lower(): v for k, v in headers.items()}
+    request_id = lowered.get("x-request-id")
     return UpstreamStatusError(
-        redact(error_message(content), secret),
+        error_message(content, secret),
         backend=backend,
         upstream_status=status,
-        request_id=lowered.get("x-request-id"),
+        request_id=scrub(request_id, secret, MAX_REQUEST_ID) if request_id else None,
         retry_after=parse_retry_after(lowered),
     )
 
 
-def check_stream_headers(headers: Mapping[str, str], backend: str) -> None:
+def check_stream_headers(headers: Mapping[str, str], backend: str, *, secret: str | None = None) -> None:
     """Raise ``malformed response`` unless a 2xx stream answer is ``text/event-stream``."""
-    kind = _content_type(headers)
-    if kind != "text/event-stream":
-        raise malformed(backend, f"content type {kind or 'missing'!r}, expected text/event-stream")
+    sent = _media_type(headers)
+    if sent.lower() != "text/event-stream":
+        raise _wrong_type(backend, sent, "text/event-stream", secret)
 
 
 def parse_chunk(
@@ -200,14 +204,15 @@ def parse_chunk(
     raises: :class:`UpstreamStatusError` when it carries an HTTP status, else ``BackendError``;
     ``secret`` (the API key) is redacted from its message."""
     if event == "error":
-        raise stream_error(_load_json(data.encode(), backend), backend, secret=secret)
+        raise stream_error(_load_json(data.encode(), backend, secret), backend, secret=secret)
     try:  # one pass in pydantic-core, straight from the text
         chunk = ChatCompletionChunk.model_validate_json(data)
     except ValidationError as exc:
-        payload = _load_json(data.encode(), backend)  # invalid JSON gets its own message
+        payload = _load_json(data.encode(), backend, secret)  # invalid JSON gets its own message
         if isinstance(payload, dict) and "error" in payload:
             raise stream_error(payload, backend, secret=secret) from None
-        raise malformed(backend, f"not a chat completion chunk ({_first_error(exc)})") from exc
+        why = f"not a chat completion chunk ({_first_error(exc)})"
+        raise malformed(backend, why, secret=secret) from exc
     extra = chunk.model_extra
     if extra and "error" in extra:
         raise stream_error({"error": extra["error"]}, backend, secret=secret)
@@ -217,7 +222,7 @@ def parse_chunk(
 def stream_error(payload: Any, backend: str, *, secret: str | None = None) -> BackendError:
     """The error for an ``error`` object sent inside a stream (``secret`` redacted)."""
     error = payload.get("error", payload) if isinstance(payload, dict) else payload
-    message = truncate(redact(_message_of({"error": error}) or "unknown error", secret))
+    message = scrub(_message_of({"error": error}) or "unknown error", secret)
     status = _status_of(error)
     if status is not None:
         return UpstreamStatusError(f"error mid-stream: {message}", backend=backend, upstream_status=status)

@@ -5,7 +5,8 @@ What is retried (the *retry-on* rule), for at most ``max_retries`` extra tries:
 - ``BackendUnavailable``: connection refused, reset or dropped, a connect or pool
   timeout. The request was either never sent or got no answer at all.
 - ``UpstreamStatusError`` with status 408, 429 or any 5xx. Never another 4xx:
-  the request itself is wrong and will fail again.
+  the same request would fail again (it is malformed, or the upstream refuses
+  the backend's key, model name or URL).
 - ``BackendTimeout`` (no answer within the read timeout) at most **once** per
   call. A request that timed out may still have been processed upstream, and
   each such try costs a whole ``timeout``; retrying once is what OpenAI's own
@@ -175,7 +176,7 @@ class RetryPolicy:
     @classmethod
     def from_config(cls, config: OpenAIConfig, **overrides: Any) -> RetryPolicy:
         """The policy of an :class:`~sdk.backends.config.OpenAIConfig`, with optional overrides."""
-        values = {
+        values: dict[str, Any] = {
             "max_retries": config.max_retries,
             "retry_after_cap": config.retry_after_cap,
         }

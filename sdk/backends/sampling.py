@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from sdk.errors import InvalidRequest
+from sdk.errors import InvalidRequest, Unsupported
 from sdk.protocol import ChatRequest
 
 __all__ = [
@@ -83,15 +83,18 @@ class SamplingSpec:
 
 
 def check_text_only(request: ChatRequest, backend: str) -> None:
-    """Refuse what a text-only local model cannot serve: non-text parts and tools."""
+    """Refuse what a text-only local model cannot serve, non-text parts and tools, as
+    :class:`~sdk.errors.Unsupported` (on a route, the other side is asked instead)."""
     if request.tools:
-        raise InvalidRequest(f"model '{backend}' is a local text model and cannot call tools", param="tools")
+        msg = f"model '{backend}' is a local text model and cannot call tools"
+        raise Unsupported(msg, need="tools", param="tools")
     for i, message in enumerate(request.messages):
         if isinstance(message.content, list):
             for part in message.content:
                 if part.type != "text":
-                    raise InvalidRequest(
+                    raise Unsupported(
                         f"model '{backend}' is a local text model and cannot read '{part.type}' parts",
+                        need="vision",
                         param=f"messages[{i}].content",
                     )
 
@@ -104,13 +107,14 @@ def sampling_spec(
     prompt_tokens: int,
     context: int | None,
 ) -> SamplingSpec:
-    """The spec for ``request``; raises ``InvalidRequest`` when the prompt leaves no room."""
+    """The spec for ``request``; raises ``Unsupported`` (need ``context``) when the prompt leaves no room."""
     limit = request.token_limit or default_max_tokens
     if context is not None:
         room = context - prompt_tokens
         if room < 1:
-            raise InvalidRequest(
+            raise Unsupported(
                 f"the prompt is {prompt_tokens} tokens, but the model's context is {context} tokens",
+                need="context",
                 param="messages",
                 code="context_length_exceeded",
             )

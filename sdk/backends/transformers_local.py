@@ -1,9 +1,10 @@
 """The ``transformers`` backend: a local Hugging Face chat model run in-process (CPU or GPU).
 
 The model is loaded when the backend is built (from local files only), and one
-worker thread generates for every request (:mod:`sdk.backends.hf_worker`); the
-event loop only validates requests and turns the worker's events into wire
-objects. Serves text only: image parts and tools are refused as the caller's error.
+worker thread generates for every request, the concurrent ones batched into one
+forward pass per token (:mod:`sdk.backends.hf_worker`); the event loop only
+validates requests and turns the worker's events into wire objects. Serves text
+only: image parts and tools are refused as the caller's error.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib.util
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from types import ModuleType
 
 from sdk.backends.base import Backend
@@ -80,6 +81,11 @@ class TransformersBackend(Backend):
         return self._worker.tokens_generated
 
     @property
+    def forward_passes(self) -> int:
+        """Forward passes run since the backend started: concurrent sequences share one per token."""
+        return self._worker.forward_passes
+
+    @property
     def active_sequences(self) -> int:
         """Choices being generated right now."""
         return self._worker.active_sequences
@@ -103,14 +109,14 @@ class TransformersBackend(Backend):
         self._worker.submit(job)
         return job
 
-    async def _events(self, job) -> AsyncIterator[Piece | Finished]:
+    async def _events(self, job) -> AsyncGenerator[Piece | Finished, None]:
         """The job's events until every choice finished; leaving early cancels the job."""
         finished = 0
         try:
             while finished < job.spec.n:
                 event = await job.events.get()
-                job.read_one()
-                self._worker.wake()
+                if job.read_one():
+                    self._worker.wake()
                 if isinstance(event, Failed):
                     raise event.error
                 finished += isinstance(event, Finished)

@@ -10,6 +10,10 @@ picked by ``OpenAIConfig.transport`` through :data:`TRANSPORTS`:
 - ``httpx``: httpx's API over any ``httpx.AsyncBaseTransport`` (its own by default;
   ``httpx.MockTransport`` in unit tests, passed as ``OpenAIBackend(transport=...)``).
 
+Both bound every read of a body, streamed or not, by the config's ``timeout``
+(:func:`sdk.backends.read_timeout.bounded`): a read that waits longer raises
+``TimeoutError``, whatever state the client's own parser is in.
+
 Neither translates errors: the backend does that at one boundary
 (``sdk.backends.openai_http.translate_errors``), for both clients' exceptions.
 """
@@ -24,6 +28,7 @@ import httpx
 
 from sdk.backends.config import OpenAIConfig
 from sdk.backends.openai_wire import PreparedRequest
+from sdk.backends.read_timeout import bounded
 from sdk.errors import ConfigError
 
 __all__ = ["TRANSPORTS", "AiohttpTransport", "HttpxTransport", "Reply", "Transport", "make_transport"]
@@ -96,18 +101,19 @@ async def _drain(parts: AsyncIterator[bytes]) -> None:
 
 
 class _AiohttpReply:
-    __slots__ = ("_response", "headers", "status")
+    __slots__ = ("_response", "_timeout", "headers", "status")
 
-    def __init__(self, response) -> None:
+    def __init__(self, response, timeout: float) -> None:
         self._response = response
+        self._timeout = timeout
         self.status: int = response.status
         self.headers: Mapping[str, str] = response.headers  # CIMultiDictProxy: case-insensitive
 
     async def read(self) -> bytes:
-        return await self._response.read()
+        return b"".join([part async for part in self.chunks()])  # the end of the body frees the connection
 
     def chunks(self) -> AsyncIterator[bytes]:
-        return self._response.content.iter_any()
+        return bounded(self._response.content.iter_any(), self._timeout)
 
     async def finish(self) -> None:
         if not self._response.content.at_eof():
@@ -140,6 +146,7 @@ class AiohttpTransport:
             timeout=self._timeout,
         )
         self._urls: dict[str, object] = {}
+        self._read_timeout = config.timeout
 
     def _url(self, url: str):
         parsed = self._urls.get(url)
@@ -151,7 +158,7 @@ class AiohttpTransport:
         response = await self._session.request(
             prepared.method, self._url(prepared.url), data=prepared.content, headers=prepared.headers
         )
-        return _AiohttpReply(response)
+        return _AiohttpReply(response, self._read_timeout)
 
     async def get_status(self, url: str, headers: Mapping[str, str], timeout: float) -> int:
         import aiohttp
@@ -168,10 +175,11 @@ class AiohttpTransport:
 
 
 class _HttpxReply:
-    __slots__ = ("_parts", "_response", "headers", "status")
+    __slots__ = ("_parts", "_response", "_timeout", "headers", "status")
 
-    def __init__(self, response: httpx.Response) -> None:
+    def __init__(self, response: httpx.Response, timeout: float) -> None:
         self._response = response
+        self._timeout = timeout
         self.status = response.status_code
         self.headers: Mapping[str, str] = response.headers
         self._parts: AsyncIterator[bytes] | None = None  # httpx's body iterator can start once
@@ -181,14 +189,15 @@ class _HttpxReply:
 
     async def read(self) -> bytes:
         response = self._response
-        if self._encoded() or response.is_stream_consumed or hasattr(response, "_content"):
+        if response.is_stream_consumed or hasattr(response, "_content"):
             return await response.aread()  # (a mock transport may hand back a response already read)
-        return b"".join([part async for part in response.aiter_raw()])  # past httpx's decoder chain
+        return b"".join([part async for part in self.chunks()])
 
     def chunks(self) -> AsyncIterator[bytes]:
         if self._parts is None:
             response = self._response
-            self._parts = response.aiter_bytes() if self._encoded() else response.aiter_raw()
+            parts = response.aiter_bytes() if self._encoded() else response.aiter_raw()  # raw: no decoders
+            self._parts = bounded(parts, self._timeout)
         return self._parts
 
     async def finish(self) -> None:
@@ -212,6 +221,7 @@ class HttpxTransport:
             connect=config.connect_timeout, read=config.timeout, write=config.timeout, pool=config.timeout
         )
         self._connect_timeout = config.connect_timeout
+        self._read_timeout = config.timeout
         self._extensions = {"timeout": timeout.as_dict()}
         self._urls: dict[str, httpx.URL] = {}
 
@@ -229,7 +239,7 @@ class HttpxTransport:
             content=prepared.content,
             extensions=self._extensions,
         )
-        return _HttpxReply(await self._pool.handle_async_request(request))
+        return _HttpxReply(await self._pool.handle_async_request(request), self._read_timeout)
 
     async def get_status(self, url: str, headers: Mapping[str, str], timeout: float) -> int:
         limit = httpx.Timeout(timeout, connect=min(timeout, self._connect_timeout))

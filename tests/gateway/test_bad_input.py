@@ -5,13 +5,14 @@ cheap. Whatever the body (random JSON, chat-shaped bodies with wrong types and
 absurd values, raw bytes, invalid UTF-8), the answer is never a 5xx, and every
 rejection is a 4xx with the OpenAI error body ``{"error": {message, type, param, code}}``.
 Hypothesis runs derandomized (stable in CI) with no deadline; the three property
-tests make 1,000 requests together.
+tests make 1,000 requests together. The gateway runs in-process (:mod:`tests.support.inprocess`),
+one per test, shared by that test's examples.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
@@ -22,8 +23,8 @@ from hypothesis import strategies as st
 
 from sdk.policy import ServerSettings
 from tests.gateway.conftest import upstream_policy
-from tests.support.fault_server import fault_server
-from tests.support.gateway_server import RunningServer, running_gateway
+from tests.support.fault_server import FaultServer, fault_server
+from tests.support.inprocess import InProcess, inprocess_gateway
 
 LIMIT = 64 * 1024
 """The gateway's ``max_body_bytes`` in this module."""
@@ -32,25 +33,37 @@ PROPERTY = settings(
     derandomize=True,
     deadline=None,
     database=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    # the gateway fixture is shared by a test's examples on purpose (no state is kept between them)
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+        HealthCheck.function_scoped_fixture,
+    ],
 )
 
 
 @pytest.fixture(scope="module")
-def gateway() -> Iterator[RunningServer]:
-    settings_ = ServerSettings(max_body_bytes=LIMIT, request_timeout=10.0)
-    with fault_server() as upstream, running_gateway(upstream_policy(upstream.base_url), settings_) as server:
+def upstream() -> Iterator[FaultServer]:
+    with fault_server() as server:
         yield server
 
 
-@pytest.fixture(scope="module")
-def http(gateway: RunningServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=gateway.url, timeout=30) as client:
-        yield client
+@pytest.fixture
+async def gateway(upstream: FaultServer) -> AsyncIterator[InProcess]:
+    settings_ = ServerSettings(max_body_bytes=LIMIT, request_timeout=10.0)
+    async with inprocess_gateway(upstream_policy(upstream.base_url), settings_) as gateway:
+        yield gateway
 
 
-def post(http: httpx.Client, content: bytes, headers: dict[str, str] | None = None) -> httpx.Response:
-    return http.post(
+@pytest.fixture
+def http(gateway: InProcess) -> httpx.AsyncClient:
+    return gateway.http
+
+
+async def post(
+    http: httpx.AsyncClient, content: bytes, headers: dict[str, str] | None = None
+) -> httpx.Response:
+    return await http.post(
         "/v1/chat/completions",
         content=content,
         headers={"content-type": "application/json", **(headers or {})},
@@ -191,22 +204,22 @@ hints = st.one_of(st.none(), st.from_regex(r"[!-~]([ -~]{0,18}[!-~])?", fullmatc
 
 @settings(PROPERTY, max_examples=500)
 @given(body=st.one_of(chat_bodies, near_valid_bodies), hint=hints)
-def test_chat_shaped_bodies_never_5xx(http: httpx.Client, body: dict[str, Any], hint: str | None):
-    checked(post(http, dumps(body), {"x-bitrate-task": hint} if hint is not None else None))
+async def test_chat_shaped_bodies_never_5xx(http: httpx.AsyncClient, body: dict[str, Any], hint: str | None):
+    checked(await post(http, dumps(body), {"x-bitrate-task": hint} if hint is not None else None))
 
 
 @settings(PROPERTY, max_examples=300)
 @given(body=json_values)
-def test_any_json_never_5xx(http: httpx.Client, body: Any):
-    checked(post(http, dumps(body)))
+async def test_any_json_never_5xx(http: httpx.AsyncClient, body: Any):
+    checked(await post(http, dumps(body)))
 
 
 @settings(PROPERTY, max_examples=200)
 @given(prefix=st.binary(max_size=40), junk=st.binary(min_size=1, max_size=20), cut=st.integers(0, 60))
-def test_raw_bytes_never_5xx(http: httpx.Client, prefix: bytes, junk: bytes, cut: int):
+async def test_raw_bytes_never_5xx(http: httpx.AsyncClient, prefix: bytes, junk: bytes, cut: int):
     valid = dumps({"model": "auto", "messages": [{"role": "user", "content": "hi"}]})
-    checked(post(http, prefix))
-    checked(post(http, valid[:cut] + junk + valid[cut:]))
+    checked(await post(http, prefix))
+    checked(await post(http, valid[:cut] + junk + valid[cut:]))
 
 
 # --------------------------------------------------------------------------- explicit cases
@@ -220,35 +233,37 @@ def error_of(response: httpx.Response, status: int) -> dict[str, Any]:
     return response.json()["error"]
 
 
-def test_body_over_the_limit_is_413(http: httpx.Client):
+async def test_body_over_the_limit_is_413(http: httpx.AsyncClient):
     big = dumps({"model": "auto", "messages": [{"role": "user", "content": "x" * LIMIT}]})
-    assert error_of(post(http, big), 413)["code"] == "payload_too_large"
+    assert error_of(await post(http, big), 413)["code"] == "payload_too_large"
 
 
-def test_chunked_body_over_the_limit_is_413(http: httpx.Client):
-    def parts() -> Iterator[bytes]:
+async def test_chunked_body_over_the_limit_is_413(http: httpx.AsyncClient):
+    async def parts() -> AsyncIterator[bytes]:
         yield b'{"model": "auto", "messages": [{"role": "user", "content": "'
         for _ in range(LIMIT // 1024 + 1):
             yield b"x" * 1024
         yield b'"}]}'
 
-    response = http.post("/v1/chat/completions", content=parts())
+    response = await http.post("/v1/chat/completions", content=parts())
     assert error_of(response, 413)["code"] == "payload_too_large"
 
 
-def test_body_over_the_limit_via_the_official_client(gateway: RunningServer):
-    client = openai.OpenAI(base_url=gateway.base_url, api_key="x", max_retries=0)
+async def test_body_over_the_limit_via_the_official_client(gateway: InProcess):
+    client = gateway.openai(key="x")
     with pytest.raises(openai.APIStatusError) as caught:
-        client.chat.completions.create(model="auto", messages=[{"role": "user", "content": "x" * LIMIT}])
+        await client.chat.completions.create(
+            model="auto", messages=[{"role": "user", "content": "x" * LIMIT}]
+        )
     assert caught.value.status_code == 413
 
 
 @pytest.mark.parametrize("depth", [64, 1_000, 20_000])
-def test_deeply_nested_json_is_400(http: httpx.Client, depth: int):
+async def test_deeply_nested_json_is_400(http: httpx.AsyncClient, depth: int):
     nested = b"[" * depth + b"]" * depth
     body = b'{"model": "auto", "messages": [{"role": "user", "content": "hi"}], "metadata": ' + nested + b"}"
-    assert error_of(post(http, body), 400)["type"] == "invalid_request_error"
-    assert error_of(post(http, b"{" * depth), 400)["code"] == "invalid_json"
+    assert error_of(await post(http, body), 400)["type"] == "invalid_request_error"
+    assert error_of(await post(http, b"{" * depth), 400)["code"] == "invalid_json"
 
 
 @pytest.mark.parametrize(
@@ -256,35 +271,35 @@ def test_deeply_nested_json_is_400(http: httpx.Client, depth: int):
     [b"\xff\xfe", b"\xc3\x28", b"\xed\xa0\x80", b"caf\xe9"],
     ids=["bom-ish", "bad-continuation", "surrogate", "latin-1"],
 )
-def test_invalid_utf8_is_400(http: httpx.Client, content: bytes):
+async def test_invalid_utf8_is_400(http: httpx.AsyncClient, content: bytes):
     body = b'{"model": "auto", "messages": [{"role": "user", "content": "' + content + b'"}]}'
-    assert error_of(post(http, body), 400)["code"] == "invalid_json"
+    assert error_of(await post(http, body), 400)["code"] == "invalid_json"
 
 
 @pytest.mark.parametrize("value", [10**12, 10**30])
-def test_absurd_max_tokens_is_refused_or_bounded(http: httpx.Client, value: int):
-    response = post(http, dumps({"model": "auto", "messages": HI, "max_tokens": value}))
+async def test_absurd_max_tokens_is_refused_or_bounded(http: httpx.AsyncClient, value: int):
+    response = await post(http, dumps({"model": "auto", "messages": HI, "max_tokens": value}))
     check(response)
     if response.status_code >= 400:
         assert response.json()["error"]["param"] == "max_tokens"
 
 
 @pytest.mark.parametrize("value", [0, -1, "ten", 1.5, None])
-def test_bad_max_tokens_is_400_naming_it(http: httpx.Client, value: Any):
-    response = post(http, dumps({"model": "auto", "messages": HI, "max_tokens": value}))
+async def test_bad_max_tokens_is_400_naming_it(http: httpx.AsyncClient, value: Any):
+    response = await post(http, dumps({"model": "auto", "messages": HI, "max_tokens": value}))
     if value is None:  # JSON null: the same as leaving it out
         assert response.status_code == 200
         return
     assert error_of(response, 400)["param"] == "max_tokens"
 
 
-def test_unknown_role_is_400_naming_it(http: httpx.Client):
+async def test_unknown_role_is_400_naming_it(http: httpx.AsyncClient):
     body = {"model": "auto", "messages": [{"role": "wizard", "content": "hi"}]}
-    assert error_of(post(http, dumps(body)), 400)["param"] == "messages[0].role"
+    assert error_of(await post(http, dumps(body)), 400)["param"] == "messages[0].role"
 
 
-def test_empty_messages_is_400_naming_them(http: httpx.Client):
-    assert error_of(post(http, dumps({"model": "auto", "messages": []})), 400)["param"] == "messages"
+async def test_empty_messages_is_400_naming_them(http: httpx.AsyncClient):
+    assert error_of(await post(http, dumps({"model": "auto", "messages": []})), 400)["param"] == "messages"
 
 
 @pytest.mark.parametrize(
@@ -297,8 +312,10 @@ def test_empty_messages_is_400_naming_them(http: httpx.Client):
         {"messages": HI, "stream": True},
     ],
 )
-def test_stream_with_a_bad_body_is_a_json_400_not_a_stream(http: httpx.Client, body: dict[str, Any]):
-    response = post(http, dumps(body))
+async def test_stream_with_a_bad_body_is_a_json_400_not_a_stream(
+    http: httpx.AsyncClient, body: dict[str, Any]
+):
+    response = await post(http, dumps(body))
     assert response.headers["content-type"].startswith("application/json")
     error_of(response, 400)
 
@@ -307,21 +324,21 @@ def test_stream_with_a_bad_body_is_a_json_400_not_a_stream(http: httpx.Client, b
     "content",
     [b"", b"null", b"[]", b'"text"', b"42", b"NaN", b'{"model": "auto", "messages": [' + b"1" * 5000],
 )
-def test_not_an_object_is_400(http: httpx.Client, content: bytes):
-    error_of(post(http, content), 400)
+async def test_not_an_object_is_400(http: httpx.AsyncClient, content: bytes):
+    error_of(await post(http, content), 400)
 
 
 @pytest.mark.parametrize(
     "extra", [{"temperature": float("nan")}, {"temperature": float("inf")}, {"top_p": 10**400}]
 )
-def test_non_finite_and_huge_numbers_are_400(http: httpx.Client, extra: dict[str, Any]):
-    error_of(post(http, dumps({"model": "auto", "messages": HI, **extra})), 400)
+async def test_non_finite_and_huge_numbers_are_400(http: httpx.AsyncClient, extra: dict[str, Any]):
+    error_of(await post(http, dumps({"model": "auto", "messages": HI, **extra})), 400)
 
 
-def test_wrong_method_and_content_type_stay_in_shape(http: httpx.Client):
-    check(http.get("/v1/chat/completions"))
-    assert http.get("/v1/chat/completions").status_code == 405
-    response = http.post(
+async def test_wrong_method_and_content_type_stay_in_shape(http: httpx.AsyncClient):
+    check(await http.get("/v1/chat/completions"))
+    assert (await http.get("/v1/chat/completions")).status_code == 405
+    response = await http.post(
         "/v1/chat/completions",
         content=dumps({"model": "auto", "messages": HI}),
         headers={"content-type": "text/plain"},

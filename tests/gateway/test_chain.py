@@ -1,16 +1,18 @@
 """Two gateways in a chain: the first reaches the second through its ``openai`` backend, as it
-would a real frontier API (headers, streaming, usage and readiness all cross the hop)."""
+would a real frontier API (headers, streaming, usage and readiness all cross the hop).
+
+The second gateway is a real server (the session's ``tiny_gateway``); the first runs in-process.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator
 
-import httpx
-import openai
 import pytest
 
 from sdk.policy import Policy
-from tests.support.gateway_server import RunningServer, running_gateway
+from tests.support.gateway_server import RunningServer
+from tests.support.inprocess import InProcess, inprocess_gateway
 from tests.support.tiny_model import ANSWER
 
 pytestmark = pytest.mark.slow
@@ -18,8 +20,8 @@ pytestmark = pytest.mark.slow
 HI = [{"role": "user", "content": "hi"}]
 
 
-@pytest.fixture(scope="module")
-def front(tiny_gateway: RunningServer) -> Iterator[RunningServer]:
+@pytest.fixture
+async def front(tiny_gateway: RunningServer) -> AsyncIterator[InProcess]:
     """A gateway whose models are the tiny gateway's ``frontier`` and ``student``, over HTTP."""
 
     def remote(name: str, price: dict[str, float]) -> dict:
@@ -35,15 +37,12 @@ def front(tiny_gateway: RunningServer) -> Iterator[RunningServer]:
             "routes": {"auto": {"student": "student", "frontier": "frontier", "tasks": {"detect": ["hint"]}}},
         }
     )
-    with running_gateway(policy) as server:
-        yield server
+    async with inprocess_gateway(policy) as gateway:
+        yield gateway
 
 
-def test_chained_completion_carries_the_first_gateways_metadata(
-    front: RunningServer, make_client: Callable[..., openai.OpenAI]
-):
-    client = make_client(front)
-    raw = client.chat.completions.with_raw_response.create(
+async def test_chained_completion_carries_the_first_gateways_metadata(front: InProcess):
+    raw = await front.openai().chat.completions.with_raw_response.create(
         model="auto", messages=HI, temperature=0, extra_body={"bitrate": {"task": "chat"}}
     )
     completion = raw.parse()
@@ -53,16 +52,15 @@ def test_chained_completion_carries_the_first_gateways_metadata(
     assert completion.model_extra["bitrate"]["route"] == "auto"
 
 
-async def test_chained_stream(front: RunningServer):
-    async with openai.AsyncOpenAI(base_url=front.base_url, api_key="unused", max_retries=0) as client:
-        stream = await client.chat.completions.create(
-            model="student", messages=HI, temperature=0, stream=True, stream_options={"include_usage": True}
-        )
-        chunks = [chunk async for chunk in stream]
+async def test_chained_stream(front: InProcess):
+    stream = await front.openai().chat.completions.create(
+        model="student", messages=HI, temperature=0, stream=True, stream_options={"include_usage": True}
+    )
+    chunks = [chunk async for chunk in stream]
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == ANSWER
     assert chunks[-1].usage.completion_tokens > 0
     assert chunks[-1].model_extra["bitrate"]["route"] == "student"
 
 
-def test_chained_readiness(front: RunningServer):
-    assert httpx.get(f"{front.url}/readyz").status_code == 200
+async def test_chained_readiness(front: InProcess):
+    assert (await front.http.get("/readyz")).status_code == 200

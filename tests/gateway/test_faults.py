@@ -1,8 +1,9 @@
-"""The fault matrix: every upstream fault x {json, stream} x {student, frontier} through the real gateway.
+"""The fault matrix: every upstream fault x {json, stream} x {student, frontier} through the gateway.
 
-One gateway for the module, over two fault servers (``student`` and ``frontier``)
-and a port where nothing listens (``dead``). Route ``auto`` picks the side from the
-task in the prompt (a rule per category of a small profile):
+A case runs on a bench: a gateway (in-process, :mod:`tests.support.inprocess`) over two
+real fault servers on 127.0.0.1 (``student`` and ``frontier``) and a port where nothing
+listens (``dead``). Route ``auto`` picks the side from the task in the prompt (a rule
+per category of a small profile):
 
 =================  ===========  ================================================
 side (test id)     category     policy
@@ -19,6 +20,10 @@ also checks that the call ended within its time budget, that both models still
 answer a direct call afterwards, and that nothing the gateway logged or answered
 holds the upstream API key or the prompt.
 
+A case mostly waits (timeouts, Retry-After, slow upstreams), so the module runs every case
+once, up front, on :data:`BENCHES` benches at once, each bench one case at a time
+(:func:`run_matrix`); each ``test_fault`` case then checks what its call did.
+
 Run ``python -m tests.gateway.test_faults`` to print the table for the doc.
 """
 
@@ -27,9 +32,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -59,7 +65,7 @@ from tests.support.fault_server import (
     refused_url,
     stream_events,
 )
-from tests.support.gateway_server import RunningServer, running_gateway
+from tests.support.inprocess import InProcess, inprocess_gateway
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "FAULTS.md"
 
@@ -367,54 +373,69 @@ def fault_policy(student_url: str, frontier_url: str, dead_url: str, profile: Pa
     )
 
 
+CASE: ContextVar[str | None] = ContextVar("fault_case", default=None)
+"""The matrix case a task is running (log records are filed under it)."""
+
+
 class LogCapture(logging.Handler):
-    """Every log record of the process, formatted as the gateway would write it."""
+    """Every log record of the process, formatted as the gateway would write it, filed under the
+    matrix case whose task (or a task it started) logged it; ``None`` for any other."""
 
     def __init__(self) -> None:
         super().__init__(logging.DEBUG)
         self.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
-        self.lines: list[str] = []
+        self.lines: list[tuple[str | None, str]] = []
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(self.format(record))
+        self.lines.append((CASE.get(), self.format(record)))
+
+    def of(self, case: str) -> str:
+        """The lines logged for ``case``, and those logged outside every case."""
+        return "\n".join(line for owner, line in self.lines if owner in (case, None))
 
 
-@dataclass
-class Bench:
-    """The module's gateway, its two upstreams, the log capture and an HTTP client."""
-
-    gateway: RunningServer
-    servers: dict[str, FaultServer]
-    logs: LogCapture
-    http: httpx.Client
-
-
-@pytest.fixture(scope="module")
-def bench(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bench]:
-    profile = _profile(tmp_path_factory.mktemp("faults") / "profile.json")
+@contextmanager
+def capturing_logs() -> Iterator[LogCapture]:
+    """Capture every record (``bitrate`` at DEBUG, the rest at INFO) while the block runs."""
     logs, root, ours = LogCapture(), logging.getLogger(), logging.getLogger("bitrate")
     levels = root.level, ours.level
     root.addHandler(logs)
     root.setLevel(logging.INFO)
     ours.setLevel(logging.DEBUG)
     try:
-        with (
-            pytest.MonkeyPatch.context() as env,
-            fault_server("small") as student,
-            fault_server("big") as frontier,
-            refused_url() as dead,
-        ):
-            env.setenv(KEY_ENV, UPSTREAM_KEY)
-            policy = fault_policy(student.base_url, frontier.base_url, dead, profile)
-            # The matrix checks one call at a time: no circuit may open between cases
-            # (test_faults_circuit.py covers the breaker).
-            engine = Engine(policy, circuit=Circuit(threshold=10**6))
-            with running_gateway(engine) as gateway, httpx.Client(base_url=gateway.url, timeout=60) as http:
-                yield Bench(gateway, {"student": student, "frontier": frontier}, logs, http)
+        yield logs
     finally:
         root.removeHandler(logs)
         root.setLevel(levels[0])
         ours.setLevel(levels[1])
+
+
+@dataclass
+class Bench:
+    """A gateway (in-process) and its two upstreams (real fault servers on 127.0.0.1)."""
+
+    gateway: InProcess
+    servers: dict[str, FaultServer]
+
+
+@asynccontextmanager
+async def bench_on(profile: Path, **server: Any) -> AsyncIterator[Bench]:
+    """Two fault servers (``student``, ``frontier``), a refused port (``dead``), and a gateway
+    over them; ``server`` overrides the policy's ``server`` settings. The upstream key must be set."""
+    with fault_server("small") as student, fault_server("big") as frontier, refused_url() as dead:
+        policy = fault_policy(student.base_url, frontier.base_url, dead, profile, **server)
+        # A case checks one call at a time: no circuit may open between cases
+        # (test_faults_circuit.py covers the breaker).
+        engine = Engine(policy, circuit=Circuit(threshold=10**6))
+        async with inprocess_gateway(engine) as gateway:
+            yield Bench(gateway, {"student": student, "frontier": frontier})
+
+
+@pytest.fixture
+async def bench(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Bench]:
+    monkeypatch.setenv(KEY_ENV, UPSTREAM_KEY)
+    async with bench_on(_profile(tmp_path / "profile.json")) as bench:
+        yield bench
 
 
 @dataclass
@@ -434,22 +455,21 @@ class Answer:
         return body["error"]
 
 
-def call(http: httpx.Client, body: dict[str, Any]) -> Answer:
-    """POST a chat completion; a stream is read to its end."""
-    with http.stream("POST", "/v1/chat/completions", json=body) as response:
-        text = response.read().decode()
+async def call(gateway: InProcess, body: dict[str, Any]) -> Answer:
+    """POST a chat completion; a stream is read to its end (a minute at most)."""
+    async with asyncio.timeout(60):
+        response = await gateway.http.post("/v1/chat/completions", json=body)
     events = []
     if response.headers.get("content-type", "").startswith("text/event-stream"):
-        events = [line[6:] for line in text.split("\n") if line.startswith("data: ")]
-    return Answer(response.status_code, response.headers, text, events)
+        events = [line[6:] for line in response.text.split("\n") if line.startswith("data: ")]
+    return Answer(response.status_code, response.headers, response.text, events)
 
 
-def _drain(server: FaultServer) -> None:
-    # No public way to drop unconsumed faults yet: a case that consumed fewer than scripted
-    # must not leak its faults into the next case (it fails on its own counts anyway).
-    with server._lock:
-        for queue in server._queues.values():
-            queue.clear()
+def _unscript(bench: Bench) -> None:
+    # A case that consumed fewer faults than scripted must not leak them into the next case
+    # (it fails on its own counts anyway).
+    for server in bench.servers.values():
+        server.unscript()
 
 
 CATEGORY = {"student": "easy", "frontier_safe": "mid", "frontier_pinned": "hard"}
@@ -498,97 +518,176 @@ def _leaks(text: str) -> list[str]:
     return [secret for secret in (UPSTREAM_KEY, CANARY) if secret in text]
 
 
-CASES = [pytest.param(row, side, id=f"{row.fault}-{row.mode}-{side}") for row in ROWS for side in LEGS]
+# --------------------------------------------------------------------------- the matrix
+
+BENCHES = 16
+"""Benches the matrix runs on at once (a case waits on timeouts and Retry-After, not on the CPU)."""
 
 
-@pytest.mark.parametrize(("row", "side"), CASES)
-def test_fault(bench: Bench, row: Row, side: Leg):
-    faulty, other = faulty_model(row, side), other_model(side)
+def case_id(row: Row, side: Leg) -> str:
+    return f"{row.fault}-{row.mode}-{side}"
+
+
+@dataclass
+class Outcome:
+    """What one case did: the call, what reached each upstream, and the gateway afterwards."""
+
+    answer: Answer | None = None
+    elapsed: float = 0.0
+    """Seconds the call took."""
+    tries: dict[str, int] = field(default_factory=dict)
+    """Requests each upstream (``student``, ``frontier``) received during the call."""
+    healthy: list[Answer] = field(default_factory=list)
+    """A direct call to each model after the case."""
+    failure: Exception | None = None
+    """What went wrong running the case (re-raised by its test)."""
+
+
+async def run_case(bench: Bench, row: Row, side: Leg) -> Outcome:
+    """One case on ``bench``: script the fault, make the call, then call both models directly."""
+    outcome = Outcome()
     if row.make is not None:
-        bench.servers[faulty].script(*(row.make() for _ in range(row.tries)))
+        bench.servers[faulty_model(row, side)].script(*(row.make() for _ in range(row.tries)))
     model = "auto" if row.make is not None else DEAD_ROUTE[side]
     prompt = f"{CATEGORY[side]}: {CANARY} say hello"
     body = {"model": model, "messages": [{"role": "user", "content": prompt}], "stream": row.mode == "stream"}
-    seen, first_log = _seen(bench), len(bench.logs.lines)
-    started = time.perf_counter()
+    seen = _seen(bench)
     try:
-        answer = call(bench.http, body)
-        elapsed = time.perf_counter() - started
-        _check_answer(answer, row, side)
-        assert row.at_least <= elapsed < row.seconds, f"took {elapsed:.2f}s, budget {row.seconds:g}s"
-        now = _seen(bench)
-        exp = expected(row, side)
-        if faulty in now:
-            assert now[faulty] - seen[faulty] == row.tries
-        assert now[other] - seen[other] == (1 if exp.fell_back else 0)
-        assert not _leaks(answer.text), "an answer leaked the key or the prompt"
+        started = time.perf_counter()
+        outcome.answer = await call(bench.gateway, body)
+        outcome.elapsed = time.perf_counter() - started
+        outcome.tries = {name: n - seen[name] for name, n in _seen(bench).items()}
+        _unscript(bench)
+        for name in ("student", "frontier"):  # the gateway keeps serving
+            hi = {"model": name, "messages": [{"role": "user", "content": "hi"}]}
+            outcome.healthy.append(await call(bench.gateway, hi))
+    except Exception as exc:  # noqa: BLE001 - reported by the case's own test
+        outcome.failure = exc
     finally:
-        for server in bench.servers.values():
-            _drain(server)
-    for name in ("student", "frontier"):  # the gateway keeps serving
-        healthy = call(bench.http, {"model": name, "messages": [{"role": "user", "content": "hi"}]})
+        _unscript(bench)
+    return outcome
+
+
+async def run_matrix(profile: Path, cases: list[tuple[Row, Leg]]) -> dict[str, Outcome]:
+    """Every case, on :data:`BENCHES` benches at once: each bench runs one case at a time, the
+    slowest first; the cases a task runs file their log records under their id."""
+    todo = sorted(cases, key=lambda case: (case[0].at_least, case[0].seconds))
+    outcomes: dict[str, Outcome] = {}
+
+    async def work() -> None:
+        async with bench_on(profile) as bench:
+            while todo:
+                row, side = todo.pop()
+                token = CASE.set(case_id(row, side))
+                try:
+                    outcomes[case_id(row, side)] = await run_case(bench, row, side)
+                finally:
+                    CASE.reset(token)
+
+    await asyncio.gather(*(work() for _ in range(BENCHES)))
+    return outcomes
+
+
+@dataclass
+class Matrix:
+    outcomes: dict[str, Outcome]
+    logs: LogCapture
+
+
+@pytest.fixture(scope="module")
+def matrix(tmp_path_factory: pytest.TempPathFactory) -> Matrix:
+    """Every case of :data:`ROWS` x :data:`LEGS`, run once for the module (see :func:`run_matrix`)."""
+    profile = _profile(tmp_path_factory.mktemp("faults") / "profile.json")
+    with pytest.MonkeyPatch.context() as env, capturing_logs() as logs:
+        env.setenv(KEY_ENV, UPSTREAM_KEY)
+        outcomes = asyncio.run(run_matrix(profile, [(row, side) for row in ROWS for side in LEGS]))
+    return Matrix(outcomes, logs)
+
+
+CASES = [pytest.param(row, side, id=case_id(row, side)) for row in ROWS for side in LEGS]
+
+
+@pytest.mark.parametrize(("row", "side"), CASES)
+def test_fault(matrix: Matrix, row: Row, side: Leg):
+    outcome = matrix.outcomes[case_id(row, side)]
+    if outcome.failure is not None:
+        raise outcome.failure
+    assert outcome.answer is not None
+    faulty, other = faulty_model(row, side), other_model(side)
+    _check_answer(outcome.answer, row, side)
+    assert row.at_least <= outcome.elapsed < row.seconds, (
+        f"took {outcome.elapsed:.2f}s, budget {row.seconds:g}s"
+    )
+    if faulty in outcome.tries:
+        assert outcome.tries[faulty] == row.tries
+    assert outcome.tries[other] == (1 if expected(row, side).fell_back else 0)
+    assert not _leaks(outcome.answer.text), "an answer leaked the key or the prompt"
+    for healthy in outcome.healthy:
         assert healthy.status == 200, healthy.text
-    logged = "\n".join(bench.logs.lines[first_log:])
+    logged = matrix.logs.of(case_id(row, side))
     assert not _leaks(logged), f"the logs leaked {_leaks(logged)}"
 
 
-def test_a_hanging_backend_does_not_hold_up_other_requests(bench: Bench):
+# --------------------------------------------------------------------------- one gateway, more calls
+
+
+async def test_a_hanging_backend_does_not_hold_up_other_requests(bench: Bench):
     bench.servers["student"].script(Hang(30), Hang(30))
     before = _seen(bench)["student"]
-    done = threading.Event()
-    hung: list[Answer] = []
-
-    def hang() -> None:
-        hung.append(call(bench.http, {"model": "student", "messages": [{"role": "user", "content": "hi"}]}))
-        done.set()
-
-    worker = threading.Thread(target=hang)
-    worker.start()
+    hanging = asyncio.create_task(
+        call(bench.gateway, {"model": "student", "messages": [{"role": "user", "content": "hi"}]})
+    )
     try:
-        deadline = time.monotonic() + 10
-        while _seen(bench)["student"] == before and time.monotonic() < deadline:
-            time.sleep(0.01)  # until the hanging call reached its upstream
+        async with asyncio.timeout(10):
+            while _seen(bench)["student"] == before:
+                await asyncio.sleep(0.01)  # until the hanging call reached its upstream
         for _ in range(10):
-            answer = call(bench.http, {"model": "frontier", "messages": [{"role": "user", "content": "hi"}]})
+            answer = await call(
+                bench.gateway, {"model": "frontier", "messages": [{"role": "user", "content": "hi"}]}
+            )
             assert answer.status == 200
-        assert not done.is_set(), "ten answers came back while the hanging call was still waiting"
+        assert not hanging.done(), "ten answers came back while the hanging call was still waiting"
+        async with asyncio.timeout(20):
+            hung = await hanging
     finally:
-        worker.join(20)
-        _drain(bench.servers["student"])
-    assert hung[0].status == 504 and hung[0].error()["code"] == "backend_timeout"
+        hanging.cancel()
+        _unscript(bench)
+    assert hung.status == 504 and hung.error()["code"] == "backend_timeout"
 
 
-def test_request_timeout_caps_the_whole_call(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+async def test_request_timeout_caps_the_whole_call(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv(KEY_ENV, UPSTREAM_KEY)
-    with fault_server() as student, fault_server() as frontier, refused_url() as dead:
-        policy = fault_policy(
-            student.base_url, frontier.base_url, dead, _profile(tmp_path / "p.json"), request_timeout=2.0
+    profile = _profile(tmp_path / "p.json")
+
+    async def timed(bench: Bench, body: dict[str, Any]) -> tuple[Answer, float]:
+        started = time.perf_counter()
+        answer = await call(bench.gateway, body)
+        return answer, time.perf_counter() - started
+
+    hi = {"model": "auto", "messages": [{"role": "user", "content": "easy: hi"}]}
+    async with (
+        bench_on(profile, request_timeout=2.0) as hanging,
+        bench_on(profile, request_timeout=2.0) as dripping,
+    ):
+        hanging.servers["student"].script(Hang(30), Hang(30))
+        hanging.servers["frontier"].script(Hang(30), Hang(30))
+        dripping.servers["student"].script(Drip(0.4))  # ~3.6 s of stream: cut at 2 s
+        (answer, elapsed), (streamed, streamed_elapsed) = await asyncio.gather(
+            timed(hanging, hi), timed(dripping, {**hi, "stream": True})
         )
-        engine = Engine(policy, circuit=Circuit(threshold=10**6))
-        with running_gateway(engine) as gateway, httpx.Client(base_url=gateway.url, timeout=30) as http:
-            student.script(Hang(30), Hang(30))
-            frontier.script(Hang(30), Hang(30))
-            started = time.perf_counter()
-            answer = call(http, {"model": "auto", "messages": [{"role": "user", "content": "easy: hi"}]})
-            elapsed = time.perf_counter() - started
-            assert answer.status == 504 and answer.error()["code"] == "backend_timeout"
-            assert 1.9 < elapsed < 4, elapsed
-            student.script(Drip(0.4))  # ~3.6 s of stream: cut at 2 s
-            started = time.perf_counter()
-            body = {"model": "auto", "messages": [{"role": "user", "content": "easy: hi"}], "stream": True}
-            answer = call(http, body)
-            elapsed = time.perf_counter() - started
-    assert answer.status == 200 and "[DONE]" not in answer.events
-    assert json.loads(answer.events[-1])["error"]["code"] == "backend_timeout"
+    assert answer.status == 504 and answer.error()["code"] == "backend_timeout"
     assert 1.9 < elapsed < 4, elapsed
+    assert streamed.status == 200 and "[DONE]" not in streamed.events
+    assert json.loads(streamed.events[-1])["error"]["code"] == "backend_timeout"
+    assert 1.9 < streamed_elapsed < 4, streamed_elapsed
 
 
-def test_metrics_hold_no_key_and_no_prompt(bench: Bench):
+async def test_metrics_hold_no_key_and_no_prompt(bench: Bench):
     bench.servers["student"].script(EchoKeyStatus(500), EchoKeyStatus(500))
     prompt = f"easy: {CANARY}"
-    answer = call(bench.http, {"model": "auto", "messages": [{"role": "user", "content": prompt}]})
+    answer = await call(bench.gateway, {"model": "auto", "messages": [{"role": "user", "content": prompt}]})
     assert answer.status == 200 and answer.headers["x-bitrate-target"] == "frontier"
-    metrics = bench.http.get("/metrics")
+    metrics = await bench.gateway.http.get("/metrics")
     assert metrics.status_code == 200 and "bitrate_fallbacks_total" in metrics.text
     assert not _leaks(metrics.text)
 

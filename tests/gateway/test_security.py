@@ -8,11 +8,14 @@
   upstream error bodies echo the upstream API key; its whole log output and ``/metrics``
   must hold neither that key, nor the gateway's own keys, nor the prompt; no answer a key.
   (The fault matrix, ``test_faults.py``, checks the in-process logs and answers of every case.)
+
+The key and probe checks call the gateway in-process (:mod:`tests.support.inprocess`); the
+leak checks need the real process, its log output and its sockets.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +31,7 @@ from tests.gateway.conftest import upstream_policy
 from tests.gateway.test_faults import EchoKeyStatus, EchoKeyStreamError
 from tests.gateway.test_shutdown import subprocess_gateway, upstream_models
 from tests.support.fault_server import FaultServer, Ok, Status, fault_server, refused_url
-from tests.support.gateway_server import RunningServer, running_gateway
+from tests.support.inprocess import InProcess, inprocess_gateway
 
 KEYS_ENV = "BITRATE_TEST_GATEWAY_KEYS"
 KEYS = ("gw-key-one-4c1d", "gw-key-two-88aa")
@@ -44,13 +47,13 @@ def upstream() -> Iterator[FaultServer]:
         yield server
 
 
-@pytest.fixture(scope="module")
-def gateway(upstream: FaultServer) -> Iterator[RunningServer]:
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv(KEYS_ENV, ",".join(KEYS))
-        settings = ServerSettings(api_keys_env=KEYS_ENV, max_body_bytes=4096)
-        with running_gateway(upstream_policy(upstream.base_url), settings) as server:
-            yield server
+@pytest.fixture
+async def gateway(upstream: FaultServer, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[InProcess]:
+    """The gateway in-process, with the keys :data:`KEYS`."""
+    monkeypatch.setenv(KEYS_ENV, ",".join(KEYS))
+    settings = ServerSettings(api_keys_env=KEYS_ENV, max_body_bytes=4096)
+    async with inprocess_gateway(upstream_policy(upstream.base_url), settings) as gateway:
+        yield gateway
 
 
 ROUTES = [
@@ -71,17 +74,17 @@ BAD_AUTH = {
 }
 
 
-def _send(server: RunningServer, method: str, path: str, body: Any, auth: str | None) -> httpx.Response:
+async def _send(gateway: InProcess, method: str, path: str, body: Any, auth: str | None) -> httpx.Response:
     headers = {"authorization": auth} if auth is not None else {}
-    return httpx.request(method, f"{server.url}{path}", json=body, headers=headers, timeout=30)
+    return await gateway.http.request(method, path, json=body, headers=headers)
 
 
 @pytest.mark.parametrize(("method", "path", "body"), ROUTES, ids=ROUTE_IDS)
 @pytest.mark.parametrize("auth", list(BAD_AUTH.values()), ids=list(BAD_AUTH))
-def test_every_v1_route_refuses_a_missing_or_wrong_key(
-    gateway: RunningServer, method: str, path: str, body: Any, auth: str | None
+async def test_every_v1_route_refuses_a_missing_or_wrong_key(
+    gateway: InProcess, method: str, path: str, body: Any, auth: str | None
 ):
-    response = _send(gateway, method, path, body, auth)
+    response = await _send(gateway, method, path, body, auth)
     assert response.status_code == 401
     assert response.headers["www-authenticate"] == "Bearer"
     error = response.json()["error"]
@@ -92,15 +95,15 @@ def test_every_v1_route_refuses_a_missing_or_wrong_key(
 
 @pytest.mark.parametrize(("method", "path", "body"), ROUTES, ids=ROUTE_IDS)
 @pytest.mark.parametrize("key", KEYS)
-def test_every_v1_route_accepts_each_configured_key(
-    gateway: RunningServer, method: str, path: str, body: Any, key: str
+async def test_every_v1_route_accepts_each_configured_key(
+    gateway: InProcess, method: str, path: str, body: Any, key: str
 ):
-    assert _send(gateway, method, path, body, f"Bearer {key}").status_code == 200
-    assert _send(gateway, method, path, body, f"bearer {key}").status_code == 200
+    assert (await _send(gateway, method, path, body, f"Bearer {key}")).status_code == 200
+    assert (await _send(gateway, method, path, body, f"bearer {key}")).status_code == 200
 
 
-def test_the_official_client_raises_authentication_error(gateway: RunningServer):
-    client = openai.OpenAI(base_url=gateway.base_url, api_key="gw-key-wrong", max_retries=0)
+async def test_the_official_client_raises_authentication_error(gateway: InProcess):
+    client = gateway.openai(key="gw-key-wrong")
     calls = [
         lambda: client.chat.completions.create(model="auto", messages=HI),
         lambda: client.chat.completions.create(model="auto", messages=HI, stream=True),
@@ -109,18 +112,18 @@ def test_the_official_client_raises_authentication_error(gateway: RunningServer)
     ]
     for call in calls:
         with pytest.raises(openai.AuthenticationError) as caught:
-            call()
+            await call()
         assert caught.value.status_code == 401 and caught.value.code == "invalid_api_key"
-    good = openai.OpenAI(base_url=gateway.base_url, api_key=KEYS[1], max_retries=0)
-    assert good.chat.completions.create(model="auto", messages=HI).choices[0].message.content
+    good = gateway.openai(key=KEYS[1])
+    assert (await good.chat.completions.create(model="auto", messages=HI)).choices[0].message.content
 
 
-def test_the_key_is_checked_before_the_body_is_read(gateway: RunningServer, upstream: FaultServer):
+async def test_the_key_is_checked_before_the_body_is_read(gateway: InProcess, upstream: FaultServer):
     seen = len(upstream.chat_requests)
-    url = f"{gateway.url}/v1/chat/completions"
-    assert httpx.post(url, content=b'{"model": "auto", "mess').status_code == 401
-    assert httpx.post(url, content=b"x" * 100_000).status_code == 401
-    assert httpx.post(url, json={"model": "nope", "messages": HI}).status_code == 401
+    url = "/v1/chat/completions"
+    assert (await gateway.http.post(url, content=b'{"model": "auto", "mess')).status_code == 401
+    assert (await gateway.http.post(url, content=b"x" * 100_000)).status_code == 401
+    assert (await gateway.http.post(url, json={"model": "nope", "messages": HI})).status_code == 401
     assert len(upstream.chat_requests) == seen, "nothing unauthenticated reaches an upstream"
 
 
@@ -131,12 +134,12 @@ def test_an_unset_keys_variable_refuses_to_start(upstream: FaultServer, monkeypa
 
 
 @pytest.mark.parametrize("exposed", [True, False])
-def test_probes_and_metrics_follow_the_settings(upstream: FaultServer, exposed: bool):
+async def test_probes_and_metrics_follow_the_settings(upstream: FaultServer, exposed: bool):
     settings = ServerSettings(expose_metrics=exposed, expose_readyz=exposed)
-    with running_gateway(upstream_policy(upstream.base_url), settings) as server:
-        assert httpx.get(f"{server.url}/healthz").status_code == 200
+    async with inprocess_gateway(upstream_policy(upstream.base_url), settings) as gateway:
+        assert (await gateway.http.get("/healthz")).status_code == 200
         for path in ("/metrics", "/readyz"):
-            response = httpx.get(f"{server.url}{path}")
+            response = await gateway.http.get(path)
             assert response.status_code == (200 if exposed else 404), path
             if not exposed:
                 assert set(response.json()["error"]) == {"message", "type", "param", "code"}

@@ -4,26 +4,23 @@ from __future__ import annotations
 
 import logging
 
-import httpx
 import pytest
 
 from tests.gateway.conftest import upstream_policy
 from tests.support.fault_server import fault_server
-from tests.support.gateway_server import running_gateway
+from tests.support.inprocess import inprocess_gateway
 
 BODY = {"model": "student", "messages": [{"role": "user", "content": "a very particular prompt"}]}
 
 
 @pytest.mark.parametrize("log_bodies", [True, False])
-def test_settings(caplog: pytest.LogCaptureFixture, log_bodies: bool):
+async def test_settings(caplog: pytest.LogCaptureFixture, log_bodies: bool):
     server = {"expose_metrics": False, "expose_readyz": False, "log_bodies": log_bodies}
     caplog.set_level(logging.INFO, logger="bitrate.gateway")
-    with (
-        fault_server() as upstream,
-        running_gateway(upstream_policy(upstream.base_url, server=server)) as gateway,
-    ):
-        answer = httpx.post(f"{gateway.base_url}/chat/completions", json=BODY)
-        hidden = [httpx.get(f"{gateway.url}{path}").status_code for path in ("/metrics", "/readyz")]
+    with fault_server() as upstream:
+        async with inprocess_gateway(upstream_policy(upstream.base_url, server=server)) as gateway:
+            answer = await gateway.http.post("/v1/chat/completions", json=BODY)
+            hidden = [(await gateway.http.get(path)).status_code for path in ("/metrics", "/readyz")]
     assert answer.status_code == 200
     assert hidden == [404, 404]
     logged = "\n".join(r.getMessage() for r in caplog.records if r.name == "bitrate.gateway")

@@ -8,7 +8,6 @@ server whose stream drips slowly; :class:`SubprocessGateway` is also used by
 from __future__ import annotations
 
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -23,18 +22,19 @@ import httpx
 import yaml
 
 from tests.support.fault_server import Drip, fault_server
+from tests.support.net import free_port, wait_until_up
 
 ROOT = Path(__file__).resolve().parents[2]
-_LISTENING = re.compile(r"Uvicorn running on http://127\.0\.0\.1:(\d+)")
 
 
 class SubprocessGateway:
     """``bitrate serve`` in a child process on a free port; its output is collected line by line."""
 
     def __init__(self, policy: Path, *, env: dict[str, str] | None = None, log_level: str = "info"):
-        command = [sys.executable, "-m", "bitrate_cli", "serve", "--policy", str(policy), "--port", "0"]
+        self.port = free_port()
+        command = [sys.executable, "-m", "bitrate_cli", "serve", "--policy", str(policy)]
         self.process = subprocess.Popen(
-            [*command, "--log-level", log_level],
+            [*command, "--port", str(self.port), "--log-level", log_level],
             cwd=ROOT,
             env={**os.environ, **(env or {})},
             stdout=subprocess.PIPE,
@@ -42,8 +42,6 @@ class SubprocessGateway:
             text=True,
         )
         self.lines: list[str] = []
-        self.port: int | None = None
-        self._started = threading.Event()
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
@@ -51,11 +49,6 @@ class SubprocessGateway:
         assert self.process.stdout is not None
         for line in self.process.stdout:
             self.lines.append(line)
-            match = _LISTENING.search(line)
-            if match and self.port is None:
-                self.port = int(match.group(1))
-                self._started.set()
-        self._started.set()
 
     @property
     def output(self) -> str:
@@ -69,9 +62,11 @@ class SubprocessGateway:
 
     def wait_started(self, timeout: float = 60.0) -> None:
         """Block until uvicorn listens; raise with the output if it exited or took too long."""
-        if not self._started.wait(timeout) or self.port is None:
+        try:
+            wait_until_up(self.port, process=self.process, timeout=timeout)
+        except RuntimeError as exc:
             self.stop()
-            raise RuntimeError(f"the gateway did not start:\n{self.output}")
+            raise RuntimeError(f"the gateway did not start ({exc}):\n{self.output}") from exc
 
     def stop(self, timeout: float = 20.0) -> int:
         """SIGTERM (if still running), wait, return the exit status; kill if it does not exit."""

@@ -1,10 +1,14 @@
-"""Streams through the gateway: a failure mid-stream, and a client that goes away."""
+"""Streams through the gateway: a failure mid-stream, and a client that goes away.
+
+The gateway runs in-process, except for the client that walks away mid-stream: that
+needs a real connection to close (uvicorn on 127.0.0.1). The upstream is a real fault server.
+"""
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Iterator
 
 import httpx
 import openai
@@ -12,27 +16,34 @@ import pytest
 
 from tests.gateway.conftest import upstream_policy
 from tests.gateway.promtext import sample
-from tests.support.fault_server import Drip, Status, StreamError, fault_server
+from tests.support.fault_server import Drip, FaultServer, Status, StreamError, fault_server
 from tests.support.gateway_server import running_gateway
+from tests.support.inprocess import inprocess_gateway
 
 BODY = {"model": "student", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+CHAT = "/v1/chat/completions"
 
 
-def _events(response: httpx.Response) -> list[str]:
-    return [line[len("data: ") :] for line in response.iter_lines() if line.startswith("data: ")]
+@pytest.fixture
+def upstream() -> Iterator[FaultServer]:
+    with fault_server() as server:
+        yield server
 
 
-def test_failure_mid_stream_sends_an_error_event_and_no_done(make_client: Callable[..., openai.OpenAI]):
-    with fault_server() as upstream, running_gateway(upstream_policy(upstream.base_url)) as gateway:
+def _events(text: str) -> list[str]:
+    return [line[len("data: ") :] for line in text.splitlines() if line.startswith("data: ")]
+
+
+async def test_failure_mid_stream_sends_an_error_event_and_no_done(upstream: FaultServer):
+    async with inprocess_gateway(upstream_policy(upstream.base_url)) as gateway:
         upstream.script(StreamError(after=2))
-        with httpx.stream("POST", f"{gateway.base_url}/chat/completions", json=BODY) as response:
-            events = _events(response)
+        response = await gateway.http.post(CHAT, json=BODY)
+        events = _events(response.text)
         upstream.script(StreamError(after=2))
-        client = make_client(gateway)
         with pytest.raises(openai.APIError, match="engine overloaded"):
-            for _ in client.chat.completions.create(**BODY):
+            async for _ in await gateway.openai().chat.completions.create(**BODY):
                 pass
-        metrics = httpx.get(f"{gateway.url}/metrics").text
+        metrics = (await gateway.http.get("/metrics")).text
     assert response.status_code == 200
     assert "[DONE]" not in events
     error = json.loads(events[-1])["error"]
@@ -43,19 +54,18 @@ def test_failure_mid_stream_sends_an_error_event_and_no_done(make_client: Callab
     )
 
 
-def test_failure_before_the_first_chunk_is_a_status():
-    with fault_server() as upstream, running_gateway(upstream_policy(upstream.base_url)) as gateway:
+async def test_failure_before_the_first_chunk_is_a_status(upstream: FaultServer):
+    async with inprocess_gateway(upstream_policy(upstream.base_url)) as gateway:
         upstream.script(Status(503))
-        response = httpx.post(f"{gateway.base_url}/chat/completions", json=BODY)
+        response = await gateway.http.post(CHAT, json=BODY)
     assert response.status_code == 502
     assert response.headers["content-type"] == "application/json"
 
 
-def test_clean_stream_ends_with_done_and_counts_time_to_first_token():
-    with fault_server() as upstream, running_gateway(upstream_policy(upstream.base_url)) as gateway:
-        with httpx.stream("POST", f"{gateway.base_url}/chat/completions", json=BODY) as response:
-            events = _events(response)
-        metrics = httpx.get(f"{gateway.url}/metrics").text
+async def test_clean_stream_ends_with_done_and_counts_time_to_first_token(upstream: FaultServer):
+    async with inprocess_gateway(upstream_policy(upstream.base_url)) as gateway:
+        events = _events((await gateway.http.post(CHAT, json=BODY)).text)
+        metrics = (await gateway.http.get("/metrics")).text
     assert events[-1] == "[DONE]"
     assert json.loads(events[-2])["bitrate"]["target"] == "student"
     assert (
@@ -63,11 +73,11 @@ def test_clean_stream_ends_with_done_and_counts_time_to_first_token():
     )
 
 
-def test_client_disconnect_cancels_the_upstream_generation():
-    with fault_server() as upstream, running_gateway(upstream_policy(upstream.base_url)) as gateway:
+def test_client_disconnect_cancels_the_upstream_generation(upstream: FaultServer):
+    with running_gateway(upstream_policy(upstream.base_url)) as gateway:
         upstream.script(Drip(delay=0.3, text="one two three four five six seven eight nine ten"))
         with httpx.stream("POST", f"{gateway.base_url}/chat/completions", json=BODY) as response:
-            next(response.iter_lines())  # the first event is out: now walk away
+            next(response.iter_lines())  # the first event is out: walk away
         deadline = time.monotonic() + 10
         while not upstream.streams_abandoned and time.monotonic() < deadline:
             time.sleep(0.05)

@@ -134,7 +134,7 @@ def test_default_policy_rules_name_every_tiny_task():
     detector = rules_from_context(DetectContext("auto", default_policy().routes["auto"]))
     rng = random.Random(5)
     prompts = [(cat.name, cat.make(rng)[0]) for cat in CATEGORIES for _ in range(20)]
-    if TINY_PATH.is_file():  # the shipped probe suite, when it has landed
+    if TINY_PATH.is_file():  # the probe suite shipped with profiles, where present
         items = [json.loads(line) for line in TINY_PATH.read_text().splitlines() if line.strip()]
         prompts += [(it["category"], it["messages"][-1]["content"]) for it in items if "messages" in it]
     for task, prompt in prompts:

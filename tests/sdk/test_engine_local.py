@@ -44,12 +44,15 @@ async def test_refused_student_falls_back_to_the_local_frontier(tiny_model_dir):
             assert text == ANSWER and routed.decision.fallback_from == "student"
 
 
-async def test_a_request_the_student_refuses_is_not_sent_to_the_frontier(tiny_model_dir):
+async def test_a_request_the_local_student_cannot_read_goes_to_the_frontier(tiny_model_dir):
     image = [{"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}]
     with fault_server() as frontier:
         async with Engine(policy(local(tiny_model_dir), http(frontier.base_url))) as engine:
-            with pytest.raises(RequestError):
-                await engine.complete(req(image), task_hint="vision")
-            assert not frontier.chat_requests
+            _, moved = await engine.complete(req(image), task_hint="vision")
+            assert (moved.side, moved.rule, moved.lacking) == ("frontier", "capability", ("vision",))
+            assert len(frontier.chat_requests) == 1
+            direct = req(image).model_copy(update={"model": "student"})
+            with pytest.raises(RequestError, match="cannot read 'image_url'"):
+                await engine.complete(direct)  # called by name: no other side, the caller's 400
             completion, decision = await engine.complete(req("hi"), task_hint="chat")
             assert (completion.choices[0].message.content, decision.side) == (ANSWER, "student")

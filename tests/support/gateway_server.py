@@ -7,7 +7,9 @@
 
 A thin layer over :func:`gateway.local.serve_in_thread` (the one implementation,
 shared with ``bitrate demo``): the context exits only after uvicorn shut down and
-the lifespan closed the engine.
+the lifespan closed the engine. For tests that need a wire (a client that disconnects,
+slow or partial requests, shutdown); the others call the app in-process
+(:mod:`tests.support.inprocess`).
 """
 
 from __future__ import annotations

@@ -117,7 +117,7 @@ def test_the_key_echoed_by_an_upstream_is_scrubbed():
     body = json.dumps({"error": {"message": "Incorrect API key provided: sk-secret-1"}}).encode()
     error = error_from_status(401, {}, body, "f", secret="sk-secret-1")
     assert "sk-secret-1" not in str(error)
-    assert error.is_caller_fault
+    assert not error.is_caller_fault  # a refused key is the gateway's fault, not the caller's
 
 
 def test_stream_must_be_event_stream():

@@ -19,20 +19,25 @@ a 404 with an OpenAI error body. Each route has its own queue of faults
 (``script(..., route="models")``); a request takes the next fault of its route,
 and :class:`Ok` when the queue is empty. ``Ok`` answers JSON, or SSE when the
 request body says ``"stream": true`` (with a usage chunk when
-``stream_options.include_usage``). Every answer carries ``x-request-id: req-N``.
+``stream_options.include_usage``). Every answer carries ``x-request-id: req-N``
+(``server.request_id_format`` changes it, e.g. to echo the request's
+``Authorization`` header as a careless upstream does).
 
 Faults: :class:`Ok`, :class:`Status` (any status, OpenAI error body,
 ``Retry-After``), :class:`Hang`, :class:`Drop` (close, or reset, without
 answering), :class:`ResetMidBody`, :class:`Malformed` (bad JSON),
 :class:`WrongContentType` (text/html), :class:`Truncated` (SSE without
 ``[DONE]``), :class:`Drip` (slow SSE), :class:`StreamError` (an error event
-mid-stream), :class:`Raw` (any bytes). New ones subclass :class:`Fault`.
+mid-stream), :class:`Raw` (any bytes), :class:`Stall` (no answer until the
+client leaves, which it records), :class:`BadChunkSize` (a chunk-size line that
+is not hex mid-body, then silence). New ones subclass :class:`Fault`.
 
 :func:`refused_url` gives a base URL where nothing listens (connection refused).
 """
 
 from tests.support.fault_server.exchange import Exchange, RecordedRequest, completion, stream_events
 from tests.support.fault_server.faults import (
+    BadChunkSize,
     Drip,
     Drop,
     Fault,
@@ -41,6 +46,7 @@ from tests.support.fault_server.faults import (
     Ok,
     Raw,
     ResetMidBody,
+    Stall,
     Status,
     StreamError,
     Truncated,
@@ -49,6 +55,7 @@ from tests.support.fault_server.faults import (
 from tests.support.fault_server.server import FaultServer, fault_server, refused_url
 
 __all__ = [
+    "BadChunkSize",
     "Drip",
     "Drop",
     "Exchange",
@@ -60,6 +67,7 @@ __all__ = [
     "Raw",
     "RecordedRequest",
     "ResetMidBody",
+    "Stall",
     "Status",
     "StreamError",
     "Truncated",

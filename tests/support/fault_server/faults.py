@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -79,6 +80,25 @@ class Hang(Fault):
 
     async def respond(self, ex: Exchange) -> bool:
         await asyncio.sleep(self.seconds)
+        return False
+
+
+@dataclass
+class Stall(Fault):
+    """Read the request, then answer nothing until the client closes the connection, recorded in
+    ``server.streams_abandoned`` (and ``client_gone``), or until ``seconds`` pass."""
+
+    seconds: float = 30.0
+
+    async def respond(self, ex: Exchange) -> bool:
+        try:
+            async with asyncio.timeout(self.seconds):
+                await ex.reader.read(1)  # b"" at the client's FIN
+        except TimeoutError:
+            return False
+        except ConnectionError:
+            pass  # reset by the client: gone as well
+        ex.server.record_client_gone(ex.request)
         return False
 
 
@@ -180,6 +200,36 @@ class StreamError(Fault):
         await ex.chunk(b"data: " + json.dumps({"error": self.error}).encode() + b"\n\n")
         await ex.end_chunks()
         return True
+
+
+@dataclass
+class BadChunkSize(Fault):
+    """A chunked 200 that breaks with a chunk-size line that is not hex: after ``events`` good SSE
+    events (or the first bytes of the JSON body, for a non-streaming request), ``pause`` seconds
+    later (so the bad line comes in a read of its own), then silence for ``hold`` seconds on an
+    open connection, then close (and set ``closed``)."""
+
+    events: int = 2
+    pause: float = 0.1
+    hold: float = 10.0
+    closed: threading.Event = field(default_factory=threading.Event)
+
+    async def respond(self, ex: Exchange) -> bool:
+        if ex.wants_stream:
+            await ex.head(200, "text/event-stream")
+            for event in stream_events(ex.model)[: self.events]:
+                await ex.chunk(event)
+        else:
+            await ex.head(200, "application/json")
+            await ex.chunk(json.dumps(completion(ex.model)).encode()[:20])
+        await asyncio.sleep(self.pause)
+        ex.writer.write(b"zz-not-hex\r\n")
+        await ex.writer.drain()
+        try:
+            await asyncio.sleep(self.hold)
+        finally:
+            self.closed.set()
+        return False
 
 
 @dataclass

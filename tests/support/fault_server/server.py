@@ -21,6 +21,9 @@ class FaultServer:
         self.model_id = model_id
         """The id ``GET /models`` lists."""
         self.port = 0
+        self.request_id_format = "req-{n}"
+        """The ``x-request-id`` of every answer: ``{n}`` is the request's number (from 1),
+        ``{authorization}`` the request's ``Authorization`` header."""
         self._lock = threading.Lock()
         self._queues: dict[str, deque[Fault]] = {"chat": deque(), "models": deque()}
         self._requests: list[RecordedRequest] = []
@@ -46,6 +49,12 @@ class FaultServer:
         with self._lock:
             self._queues[route].extend(faults)
         return self
+
+    def unscript(self) -> None:
+        """Drop the faults scripted for every route that no request has taken yet."""
+        with self._lock:
+            for queue in self._queues.values():
+                queue.clear()
 
     @property
     def requests(self) -> list[RecordedRequest]:
@@ -104,7 +113,10 @@ class FaultServer:
         if request is None:
             return False
         fault = self._next_fault(request)
-        ex = Exchange(request, reader, writer, self, f"req-{len(self.requests)}")
+        request_id = self.request_id_format.format(
+            n=len(self.requests), authorization=request.headers.get("authorization", "")
+        )
+        ex = Exchange(request, reader, writer, self, request_id)
         if fault is None:
             body = {"error": {"message": f"no route {request.path}", "type": "not_found_error"}}
             await ex.send(404, json.dumps(body).encode(), "application/json")
