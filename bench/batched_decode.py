@@ -15,11 +15,14 @@ new tokens a stream: the model never emits end-of-text, so every stream and ever
 - ``bitrate cN``: the backend as the engine builds it (``make_backend``), N concurrent
   streams through ``Backend.stream``;
 - ``gateway cN``: ``bitrate serve`` with a policy naming the same model, N concurrent
-  streams over HTTP (SSE read with httpx).
+  streams over HTTP (SSE read with aiohttp, whose C parser keeps the client's share of
+  the two CPUs small).
 
-tokens/s = completion tokens of all N / the batch's wall time. Every bitrate and gateway
-answer is checked against ``generate``'s greedy answer for the same prompt. Ends with one
-``key=value`` line. bench/gpu_check.py runs the same paths with the GPU's sizes.
+tokens/s = completion tokens of all N / the batch's wall time. Paths of one size run back to
+back, every other round in reverse; a ratio is the median over rounds of the two paths'
+rates in the same round. Every bitrate and gateway answer is checked against ``generate``'s
+greedy answer for the same prompt. Ends with one ``key=value`` line. bench/gpu_check.py
+runs the same paths with the GPU's sizes.
 """
 
 from __future__ import annotations
@@ -224,8 +227,8 @@ async def bitrate_stream(backend: Any, prompt: str, max_tokens: int) -> tuple[in
     return tokens, "".join(text)
 
 
-async def gateway_stream(client: Any, prompt: str, max_tokens: int) -> tuple[int, str]:
-    """One streamed greedy answer through ``bitrate serve`` (SSE over httpx)."""
+async def gateway_stream(session: Any, prompt: str, max_tokens: int) -> tuple[int, str]:
+    """One streamed greedy answer through ``bitrate serve`` (SSE over aiohttp)."""
     body = {
         "model": "student",
         "messages": [{"role": "user", "content": prompt}],
@@ -235,10 +238,10 @@ async def gateway_stream(client: Any, prompt: str, max_tokens: int) -> tuple[int
         "stream_options": {"include_usage": True},
     }
     tokens, text = 0, []
-    async with client.stream("POST", "/v1/chat/completions", json=body) as response:
+    async with session.post("/v1/chat/completions", json=body) as response:
         response.raise_for_status()
-        async for line in response.aiter_lines():
-            if not line.startswith("data: ") or line == "data: [DONE]":
+        async for line in response.content:
+            if not line.startswith(b"data: ") or line.startswith(b"data: [DONE]"):
                 continue
             chunk = json.loads(line[6:])
             text.extend(c["delta"].get("content") or "" for c in chunk["choices"])
@@ -286,7 +289,7 @@ class Plan:
 
 
 async def measure(setup: Setup, plan: Plan, rounds: int, workdir: Path) -> dict[str, Run]:
-    import httpx
+    import aiohttp
 
     plain = Plain(setup)
     backend = await asyncio.to_thread(make_backend, "student", TransformersConfig(**backend_config(setup)))
@@ -296,15 +299,15 @@ async def measure(setup: Setup, plan: Plan, rounds: int, workdir: Path) -> dict[
     try:
         if plan.gateway:
             base = stack.enter_context(gateway(setup, workdir))
-            client = httpx.AsyncClient(base_url=base, timeout=600, limits=httpx.Limits(max_connections=256))
+            client = aiohttp.ClientSession(base, timeout=aiohttp.ClientTimeout(total=600))
         if plan.cb:
             plain.start_cb()
         paths = _paths(plain, backend, client, setup, plan)
         for name, size, run in paths:  # warm-up: first calls pay allocation and lazy init
             print(f"warm-up: {name} {size}", file=sys.stderr)
             await run(prompts(min(size, 2)))
-        for rnd in range(rounds):
-            for name, size, run in paths:
+        for rnd in range(rounds):  # every other round in reverse, so no path always goes first
+            for name, size, run in paths if rnd % 2 == 0 else paths[::-1]:
                 print(f"round {rnd + 1}/{rounds}: {name} {size}", file=sys.stderr)
                 batch = prompts(size if size > 1 else plan.single_prompts)
                 rate, answers = await _timed(run, batch, size)
@@ -314,7 +317,7 @@ async def measure(setup: Setup, plan: Plan, rounds: int, workdir: Path) -> dict[
     finally:
         plain.stop_cb()
         if client is not None:
-            await client.aclose()
+            await client.close()
         stack.close()
         await backend.close()
     return runs
@@ -335,12 +338,13 @@ def _paths(plain: Plain, backend: Any, client: Any, setup: Setup, plan: Plan) ->
     async def served(batch: list[str]) -> tuple[float, dict[str, str]]:
         return await concurrently(lambda p: gateway_stream(client, p, n), batch)
 
-    return (
+    paths = (
         [("generate", b, generate) for b in plan.batches]
         + [("cb", s, cb) for s in plan.cb]
         + [("bitrate", s, bitrate) for s in plan.streams]
         + [("gateway", s, served) for s in plan.gateway]
     )
+    return sorted(paths, key=lambda p: p[1])  # paths compared at one size run back to back
 
 
 async def _timed(run: Any, batch: list[str], size: int) -> tuple[float, dict[str, str]]:
@@ -390,15 +394,22 @@ def agreement(runs: dict[str, Run]) -> tuple[int, int]:
     return same, checked
 
 
-def summary(med: dict[str, float], same: int, checked: int) -> str:
+def paired(runs: dict[str, Run], name: str, reference: str) -> float:
+    """Median over rounds of ``name``'s rate over ``reference``'s in the same round (run back
+    to back, so drift on a shared machine mostly cancels)."""
+    pairs = zip(runs[name].rates, runs[reference].rates, strict=True)
+    return statistics.median(a / b for a, b in pairs)
+
+
+def summary(runs: dict[str, Run], med: dict[str, float], same: int, checked: int) -> str:
     """The ``key=value`` line: every median, and the ratios the acceptance reads."""
     parts = [f"{name.replace(' ', '_')}={rate:.1f}" for name, rate in med.items()]
-    for name, rate in med.items():
+    for name in med:
         path, size = name.split()
         if path == "bitrate" and f"generate {size}" in med:
-            parts.append(f"bitrate_vs_generate_{size}={rate / med[f'generate {size}']:.2f}")
+            parts.append(f"bitrate_vs_generate_{size}={paired(runs, name, f'generate {size}'):.2f}")
         if path == "gateway" and f"bitrate {size}" in med:
-            parts.append(f"gateway_vs_inprocess_{size}={rate / med[f'bitrate {size}']:.2f}")
+            parts.append(f"gateway_vs_inprocess_{size}={paired(runs, name, f'bitrate {size}'):.2f}")
     parts.append(f"same_answers={same}/{checked}")
     return " ".join(parts)
 
@@ -452,7 +463,7 @@ def run(args: argparse.Namespace) -> str:
     plan = Plan(args.batches, args.streams, args.cb, args.gateway, args.single_prompts)
     runs = asyncio.run(measure(setup, plan, args.rounds, workdir))
     med = report(runs, setup, n_params(model))
-    line = summary(med, *agreement(runs))
+    line = summary(runs, med, *agreement(runs))
     print(line)
     return line
 

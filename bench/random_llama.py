@@ -8,6 +8,7 @@ answer never ends early, and every stream runs to its token limit.
 
 Shapes (``SHAPES``):
 
+- ``tiny``: about 100k parameters, for proving a benchmark script runs (tests do);
 - ``cpu-17m``: about 17M parameters (hidden 512, 4 layers), the CPU benchmark's model;
 - ``qwen2.5-0.5b``: Qwen2.5-0.5B's shape (hidden 896, 24 layers, GQA 14/2) with the small
   vocabulary: about 358M parameters, the GPU check's model.
@@ -28,6 +29,13 @@ TOKENIZER = ROOT / "sdk" / "embedded" / "student"
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
 
 SHAPES: dict[str, dict[str, int]] = {
+    "tiny": {
+        "hidden_size": 64,
+        "intermediate_size": 128,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "num_key_value_heads": 1,
+    },
     "cpu-17m": {
         "hidden_size": 512,
         "intermediate_size": 2304,

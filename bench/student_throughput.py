@@ -1,11 +1,16 @@
-"""The embedded student through the gateway vs in-process: tokens/s and time to first token.
+"""A local student through the gateway vs in-process: tokens/s and time to first token.
 
 Two paths answer the same streamed prompts, greedy, at 1 and 8 concurrent streams:
 
 - ``inprocess``: the ``transformers`` backend built here exactly as the engine builds it
-  (``TransformersConfig`` model ``embedded:student``, one torch thread), called directly;
-- ``gateway``: ``bitrate serve`` with the default policy (started here, stopped by PID),
-  model ``student``, streamed through the official ``openai`` client.
+  (``TransformersConfig``, one torch thread), called directly;
+- ``gateway``: ``bitrate serve`` (started here, stopped by PID), model ``student``, streamed
+  through the official ``openai`` client.
+
+``--model``: ``embedded:student`` (the default policy's student, whose answers are a few
+tokens), a model directory, or ``random:SHAPE``, a random-weight Llama that answers every
+stream to its token limit (bench/random_llama.py; ``random:cpu-17m`` is the CPU acceptance
+model). For any model but the embedded one, the gateway runs a policy naming it ``student``.
 
 Rounds alternate the paths so drift on a shared machine hits both alike. Reported per
 path and concurrency: completion tokens per second over the whole batch (usage from
@@ -13,6 +18,7 @@ path and concurrency: completion tokens per second over the whole batch (usage f
 Ends with one ``key=value`` line (gateway / inprocess ratios).
 
     .venv/bin/python bench/student_throughput.py --prompts 8 --rounds 2
+    .venv/bin/python bench/student_throughput.py --model random:cpu-17m --max-tokens 64 --rounds 4
 """
 
 from __future__ import annotations
@@ -195,10 +201,24 @@ async def measure(args: argparse.Namespace, paths: dict[str, Stream]) -> dict:
     return report(runs)
 
 
+def student_entry(model: str) -> dict:
+    """The policy entry (and in-process config) of the student under test."""
+    return {"backend": "transformers", "model": model, "threads": 1, "max_batch_size": max(CONCURRENCY)}
+
+
+def resolve_model(model: str, workdir: Path) -> str:
+    """``random:SHAPE`` built into ``workdir``; anything else as given."""
+    if not model.startswith("random:"):
+        return model
+    from bench.random_llama import build_random_llama
+
+    return str(build_random_llama(workdir / "model", model.removeprefix("random:")))
+
+
 async def run(args: argparse.Namespace, port: int) -> dict:
     from openai import AsyncOpenAI
 
-    config = TransformersConfig(backend="transformers", model="embedded:student", threads=1)
+    config = TransformersConfig(**student_entry(args.model))
     backend = await asyncio.to_thread(make_backend, "student", config)
     client = AsyncOpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="bench-not-a-secret", max_retries=0)
     try:
@@ -216,14 +236,23 @@ def main() -> None:
     parser.add_argument("--prompts", type=int, default=8, help="streams per batch (per concurrency level)")
     parser.add_argument("--rounds", type=int, default=2, help="alternating rounds over both paths")
     parser.add_argument("--max-tokens", type=int, default=32, help="completion tokens per stream at most")
+    parser.add_argument(
+        "--model", default="embedded:student", help="embedded:student, a directory, random:SHAPE"
+    )
     args = parser.parse_args()
 
     import torch
+    import yaml
 
     torch.set_num_threads(1)
     workdir = Path(tempfile.mkdtemp(prefix="bitrate-student-bench-"))
+    args.model = resolve_model(args.model, workdir)
+    policy = None
+    if args.model != "embedded:student":
+        policy = workdir / "policy.yaml"
+        policy.write_text(yaml.safe_dump({"version": 1, "models": {"student": student_entry(args.model)}}))
     port = free_port()
-    gateway = start_gateway(port, workdir / "gateway.log")
+    gateway = start_gateway(port, workdir / "gateway.log", policy)
     try:
         agg = asyncio.run(run(args, port))
     finally:

@@ -1,28 +1,37 @@
 """``bitrate demo``: the whole life cycle on the embedded pair, through the real HTTP gateway.
 
-It loads the route's profile (and writes its human report), starts the gateway on a
-free local port, sends a mixed workload of a probe suite (``tiny`` by default, read
-with ``profiles.suites``) through the official ``openai`` client (every other call
-streamed), and prints, per category, where calls went, accuracy against the
-references (exact match after strip), the frontier's accuracy from the profile, and
-the cost saved; then the overall line. Everything it starts is stopped before it returns.
+It measures the pair on the probe suite (``bitrate profile build``'s library path, the
+``tiny`` suite by default: every answer goes to the call cache, ``./.bitrate-cache`` or
+``$BITRATE_CACHE_DIR``, so a second run asks no model again) and writes the profile and
+its human report; with ``--shipped-profile`` it says so and uses the profile the project
+ships instead. Then it starts the gateway on a free local port, sends a mixed workload of
+the suite through the official ``openai`` client (every other call streamed), and prints,
+per category, where calls went, accuracy against the references (exact match after
+strip), the frontier's accuracy from the profile, and the cost saved; then the overall
+line. Each step is announced as it starts, with the profiling's progress on stderr.
+Everything it starts is stopped before it returns.
 """
 
 from __future__ import annotations
 
 import asyncio
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 
+from bitrate_cli.common import settings
 from bitrate_cli.demo_view import CategoryRow, DemoResult, render
+from bitrate_cli.profile_build import build_profile
+from profiles.cache import CallCache
 from profiles.report import write_report
+from profiles.runner import RunOptions
 from profiles.suites import Item, load_suite
 from sdk.errors import ConfigError
-from sdk.policy import Policy, default_policy
+from sdk.policy import EMBEDDED_PROFILE, Policy, default_policy
 from sdk.profile import Profile, load_profile
 
 __all__ = ["CategoryRow", "DemoResult", "demo", "demo_command", "run_demo", "workload"]
@@ -32,11 +41,24 @@ Answer = tuple[str, dict[str, Any], Any]
 
 
 def demo_command(
-    out: Annotated[Path, typer.Option(help="Where the profile report is written.")] = Path("bitrate-demo"),
+    out: Annotated[Path, typer.Option(help="Where the measured profile and its report are written.")] = Path(
+        "bitrate-demo"
+    ),
     per_category: Annotated[int, typer.Option(help="Requests per task category.")] = 12,
+    shipped_profile: Annotated[
+        bool,
+        typer.Option(
+            "--shipped-profile", help="Use the profile the project ships instead of measuring the pair here."
+        ),
+    ] = False,
+    cache_dir: Annotated[
+        Path | None, typer.Option(help="Call cache folder (env BITRATE_CACHE_DIR; default ./.bitrate-cache).")
+    ] = None,
 ) -> None:
-    """Run the whole life cycle on the embedded pair: profile, serve, route a workload, report."""
-    raise typer.Exit(run_demo(out_dir=out, per_category=per_category))
+    """Run the whole life cycle on the embedded pair: measure its profile (cached after the first run),
+    serve, route a workload through the gateway, report."""
+    measure = None if shipped_profile else "tiny"
+    raise typer.Exit(run_demo(out_dir=out, per_category=per_category, measure=measure, cache_dir=cache_dir))
 
 
 def run_demo(**options: Any) -> int:
@@ -60,22 +82,83 @@ def demo(
     max_tokens: int = 32,
     out_dir: Path | None = None,
     console: Console | None = None,
+    measure: str | None = None,
+    cache_dir: Path | None = None,
 ) -> DemoResult:
-    """Run the demo and print its table (see the module docstring); return the figures."""
+    """Run the demo and print its table (see the module docstring); return the figures. ``measure``:
+    the suite to profile the route's pair on first (``None``: use the route's profile file)."""
     console = console or Console()
     policy = policy or default_policy()
-    profile = _load_profile(policy, route)
-    items = workload(load_suite(str(suite)).items, per_category)
-    result = DemoResult(_rows(policy, route, profile, items))
     report_dir = out_dir or Path(tempfile.gettempdir()) / "bitrate-demo"
+    items = workload(load_suite(str(suite)).items, per_category)
+    if measure is None:
+        profile = _load_profile(policy, route)
+        console.print(f"[bold]1/3[/] profile: {_profile_origin(policy, route, profile)}")
+    else:
+        policy, profile = _measure(policy, route, measure, report_dir, cache_dir, console)
+    result = DemoResult(_rows(policy, route, profile, items))
     result.report = write_report(profile, report_dir)[0]
     console.print(
-        f"[bold]bitrate demo[/]: {len(items)} calls over {len(result.rows)} categories, route '{route}'"
+        f"[bold]2/3[/] starting the gateway (loading both models), then routing {len(items)} calls over "
+        f"{len(result.rows)} categories through route '{route}' with the openai client"
     )
-    answers = _send_through_gateway(policy, route, items, concurrency, max_tokens)
+    answers = _send_through_gateway(
+        policy, route, items, concurrency, max_tokens, _counter(console, len(items))
+    )
     _tally(result, policy, route, items, answers)
+    console.print("[bold]3/3[/] where each call went")
     render(console, result)
     return result
+
+
+def _profile_origin(policy: Policy, route: str, profile: Profile) -> str:
+    """Where the profile the demo uses came from, in words."""
+    measured = f"measured on '{', '.join(profile.suite.names)}' ({profile.suite.n_items} items)"
+    if policy.routes[route].profile == EMBEDDED_PROFILE:
+        return f"the profile shipped with bitrate ({measured}), not measured here"
+    return f"{policy.profile_path(route)} ({measured}), not measured here"
+
+
+def _measure(
+    policy: Policy, route: str, suite: str, out_dir: Path, cache_dir: Path | None, console: Console
+) -> tuple[Policy, Profile]:
+    """Profile ``route``'s pair on ``suite`` (cached calls are not asked again), save it in
+    ``out_dir``, and return a copy of ``policy`` whose route uses it."""
+    with CallCache(settings(cache_dir=cache_dir).cache_dir) as cache:
+        console.print(
+            f"[bold]1/3[/] measuring student vs frontier on the '{suite}' suite "
+            f"(answers cached in {cache.path.parent}: a second run asks no model again; "
+            "--shipped-profile skips this)"
+        )
+        profile, result = build_profile(
+            policy=policy, route=route, suite=[suite], options=RunOptions(), cache=cache
+        )
+    saved = profile.save(out_dir / "profile.json").resolve()
+    console.print(
+        f"    {len(result.outcomes)} items, {result.model_calls} model calls, {result.calls['cached']} "
+        f"answers from the cache; profile written to {saved}"
+    )
+    measured = policy.model_copy(deep=True)
+    measured.routes[route] = measured.routes[route].model_copy(update={"profile": str(saved)})
+    return measured, profile
+
+
+def _counter(console: Console, total: int) -> Callable[[], None]:
+    """Counts answers; on a terminal, a status line shows how many are in."""
+    done = 0
+    status = console.status(f"0/{total} answers") if console.is_terminal else None
+    if status is not None:
+        status.start()
+
+    def answered() -> None:
+        nonlocal done
+        done += 1
+        if status is not None:
+            status.update(f"{done}/{total} answers")
+            if done == total:
+                status.stop()
+
+    return answered
 
 
 def _load_profile(policy: Policy, route: str) -> Profile:
@@ -117,18 +200,28 @@ def _rows(policy: Policy, route: str, profile: Profile, items: list[Item]) -> li
 
 
 def _send_through_gateway(
-    policy: Policy, route: str, items: list[Item], concurrency: int, max_tokens: int
+    policy: Policy,
+    route: str,
+    items: list[Item],
+    concurrency: int,
+    max_tokens: int,
+    answered: Callable[[], None] = lambda: None,
 ) -> list[Answer]:
     # the web stack loads when the demo runs, not for every `bitrate` start-up
     from gateway.app import create_app
     from gateway.local import serve_in_thread
 
     with serve_in_thread(create_app(policy)) as server:
-        return asyncio.run(_drive(server.base_url, route, items, concurrency, max_tokens))
+        return asyncio.run(_drive(server.base_url, route, items, concurrency, max_tokens, answered))
 
 
 async def _drive(
-    base_url: str, route: str, items: list[Item], concurrency: int, max_tokens: int
+    base_url: str,
+    route: str,
+    items: list[Item],
+    concurrency: int,
+    max_tokens: int,
+    answered: Callable[[], None],
 ) -> list[Answer]:
     import openai  # the caller a user would write; imported when the demo runs
 
@@ -137,7 +230,9 @@ async def _drive(
 
         async def one(i: int, item: Item) -> Answer:
             async with gate:
-                return await _ask(client, route, item, stream=i % 2 == 1, max_tokens=max_tokens)
+                answer = await _ask(client, route, item, stream=i % 2 == 1, max_tokens=max_tokens)
+            answered()
+            return answer
 
         return list(await asyncio.gather(*(one(i, item) for i, item in enumerate(items))))
 

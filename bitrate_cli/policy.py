@@ -9,7 +9,8 @@ from typing import Annotated
 
 import typer
 
-from bitrate_cli.common import error_line
+from bitrate_cli.common import PolicyOption, cli_errors, error_line, settings
+from sdk.errors import ConfigError
 from sdk.policy import Policy, read_policy
 from sdk.policy_check import check_policy_file
 
@@ -20,7 +21,10 @@ policy_app = typer.Typer(help="Validate routing policies and print their schema.
 
 @policy_app.command("check")
 def check(
-    path: Annotated[Path, typer.Argument(help="Policy YAML file.")],
+    path: Annotated[
+        Path | None, typer.Argument(help="Policy YAML file (or --policy/--config, or env BITRATE_POLICY).")
+    ] = None,
+    policy_option: PolicyOption = None,
     static: Annotated[
         bool,
         typer.Option(
@@ -32,7 +36,11 @@ def check(
 ) -> None:
     """Check a policy as 'bitrate serve' would: prints 'ok: N models, M routes', or every problem
     (one line each, naming file, line and key) and exits 2."""
-    policy, problems = read_policy(path) if static else check_policy_file(path)
+    with cli_errors():
+        chosen = path or settings(policy=policy_option).policy
+        if chosen is None:
+            raise ConfigError("no policy to check: give its path (or set BITRATE_POLICY)")
+    policy, problems = read_policy(chosen) if static else check_policy_file(chosen)
     for problem in problems:
         typer.echo(error_line(problem), err=True)
     if policy is None or problems:

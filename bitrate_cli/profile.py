@@ -1,6 +1,6 @@
 """``bitrate profile ...``: build (``bitrate_cli.profile_build``), import, show, report and diff
 capability profiles; live (``bitrate_cli.profile_live``). Every ``BitrateError`` becomes one
-line on stderr and exit status 2."""
+line on stderr and exit status 2. Loss and tolerance are fractions (``bitrate_cli.common``)."""
 
 from __future__ import annotations
 
@@ -9,19 +9,25 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from bitrate_cli.common import cli_errors
+from bitrate_cli.common import (
+    DEFAULT_CONFIDENCE,
+    DEFAULT_MAX_LOSS,
+    ConfidenceOption,
+    MaxLossOption,
+    cli_errors,
+    tolerance_of,
+)
 from bitrate_cli.profile_build import build
 from bitrate_cli.profile_export import export
+from bitrate_cli.profile_gate import gate_command
 from bitrate_cli.profile_live import live
 from profiles.assemble import assemble_profile
 from profiles.diff import diff_profiles
 from profiles.outcomes import file_sha256, read_outcomes
-from profiles.report import worst_first, write_report
-from sdk.errors import ConfigError
+from profiles.report import format_interval, format_loss, tolerance_in_words, worst_first, write_report
 from sdk.profile import ModelIdentity, Profile, SuiteInfo, Tolerance, load_profile
 
 __all__ = ["profile_app"]
@@ -44,14 +50,6 @@ _JSON_FIELDS = (
 )
 
 
-def _tolerance(max_loss: float, confidence: float) -> Tolerance:
-    try:
-        return Tolerance(max_loss=max_loss, confidence=confidence)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        raise ConfigError(first["msg"], key=f"--{str(first['loc'][0]).replace('_', '-')}") from exc
-
-
 def _console() -> Console:
     """A console; when output is not a terminal, wide enough that tables do not wrap."""
     console = Console()
@@ -62,15 +60,18 @@ def _console() -> Console:
 def import_(
     outcomes: Annotated[Path, typer.Option("--outcomes", help="Outcomes JSONL, one scored item a line.")],
     out: Annotated[Path, typer.Option("--out", help="Where to write the profile JSON.")],
-    max_loss: Annotated[float, typer.Option(help="Largest acceptable mean loss (0.02 = 2 points).")] = 0.02,
-    confidence: Annotated[float, typer.Option(help="Two-sided interval level.")] = 0.9,
+    max_loss: MaxLossOption = None,
+    confidence: ConfidenceOption = None,
     no_evidence: Annotated[bool, typer.Option("--no-evidence", help="Leave per-item evidence out.")] = False,
     student_name: Annotated[str, typer.Option(help="Name recorded for the student.")] = "student",
     frontier_name: Annotated[str, typer.Option(help="Name recorded for the frontier.")] = "frontier",
 ) -> None:
-    """Turn recorded outcomes (an eval you already ran) into a profile."""
+    """Turn recorded outcomes (an eval you already ran) into a profile. The tolerance defaults to a
+    policy route's default tolerance (printed after the profile is written)."""
     with cli_errors():
-        tolerance = _tolerance(max_loss, confidence)
+        tolerance = tolerance_of(
+            max_loss, confidence, Tolerance(max_loss=DEFAULT_MAX_LOSS, confidence=DEFAULT_CONFIDENCE)
+        )
         items = read_outcomes(outcomes)
         profile = assemble_profile(
             items,
@@ -87,6 +88,7 @@ def import_(
         counts[c.verdict] = counts.get(c.verdict, 0) + 1
     summary = ", ".join(f"{n} {v}" for v, n in sorted(counts.items()))
     typer.echo(f"wrote {out}: {len(items)} items, {len(profile.categories)} categories ({summary})")
+    typer.echo(f"tolerance: {tolerance_in_words(tolerance.max_loss, tolerance.confidence)}")
 
 
 def _show_json(profile: Profile, verdicts: dict[str, str]) -> dict[str, Any]:
@@ -101,10 +103,7 @@ def _show_json(profile: Profile, verdicts: dict[str, str]) -> dict[str, Any]:
 
 
 def _show_table(profile: Profile, verdicts: dict[str, str], max_loss: float, confidence: float) -> Table:
-    title = (
-        f"{profile.student.name} vs {profile.frontier.name}: "
-        f"max loss {100 * max_loss:g} points at {100 * confidence:g}% confidence"
-    )
+    title = f"{profile.student.name} vs {profile.frontier.name}: {tolerance_in_words(max_loss, confidence)}"
     table = Table(title=title)
     for header in ("category", "n", "student", "frontier", "loss", "interval", "breaks", "fixes", "verdict"):
         table.add_column(header, justify="left" if header in ("category", "verdict") else "right")
@@ -116,8 +115,8 @@ def _show_table(profile: Profile, verdicts: dict[str, str], max_loss: float, con
             str(c.n),
             f"{100 * c.student_accuracy:.1f}%",
             f"{100 * c.frontier_accuracy:.1f}%",
-            f"{100 * c.loss:+.1f}",
-            f"[{100 * low:+.1f}, {100 * high:+.1f}]",
+            format_loss(c.loss),
+            format_interval(low, high),
             f"{100 * c.breaks:.1f}%",
             f"{100 * c.fixes:.1f}%",
             f"[{_VERDICT_STYLE[verdict]}]{verdict}[/]",
@@ -129,16 +128,14 @@ def _show_table(profile: Profile, verdicts: dict[str, str], max_loss: float, con
 def show(
     profile_path: Annotated[Path, typer.Argument(metavar="F", help="Profile JSON.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
-    max_loss: Annotated[float | None, typer.Option(help="Recompute verdicts at this tolerance.")] = None,
-    confidence: Annotated[float | None, typer.Option(help="Recompute verdicts at this level.")] = None,
+    max_loss: MaxLossOption = None,
+    confidence: ConfidenceOption = None,
 ) -> None:
-    """Print a profile's per-category figures, worst category first."""
+    """Print a profile's per-category figures, worst category first; --max-loss and --confidence
+    recompute the verdicts at another tolerance (default: the profile's)."""
     with cli_errors():
         profile = load_profile(profile_path)
-        tol = _tolerance(
-            profile.tolerance.max_loss if max_loss is None else max_loss,
-            profile.tolerance.confidence if confidence is None else confidence,
-        )
+        tol = tolerance_of(max_loss, confidence, profile.tolerance)
         verdicts = profile.verdicts(tol.max_loss, tol.confidence)
     if as_json:
         typer.echo(json.dumps(_show_json(profile, verdicts), indent=2))
@@ -166,8 +163,18 @@ def report(
 def diff(
     a: Annotated[Path, typer.Argument(help="Baseline profile.")],
     b: Annotated[Path, typer.Argument(help="Profile to compare with the baseline.")],
+    gate: Annotated[
+        bool, typer.Option("--gate", help="Pass (exit 0) or fail (exit 1) B as A's replacement.")
+    ] = False,
+    target: Annotated[
+        list[str] | None, typer.Option("--target", help="With --gate: a category that must improve.")
+    ] = None,
 ) -> None:
-    """Which categories changed verdict or moved beyond their intervals (B against A)."""
+    """Which categories changed verdict or moved beyond their intervals (B against A); with
+    --gate, whether B may replace A: no category worse beyond A's interval, targets improved."""
+    if gate:
+        gate_command(a, b, target or [])
+        return
     with cli_errors():
         result = diff_profiles(load_profile(a), load_profile(b))
     console = _console()
@@ -185,7 +192,7 @@ def diff(
             c.kind,
             c.verdict_a or "-",
             c.verdict_b or "-",
-            "-" if c.loss_a is None else f"{100 * c.loss_a:+.1f}",
-            "-" if c.loss_b is None else f"{100 * c.loss_b:+.1f}",
+            "-" if c.loss_a is None else format_loss(c.loss_a),
+            "-" if c.loss_b is None else format_loss(c.loss_b),
         )
     console.print(table)

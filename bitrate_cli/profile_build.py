@@ -1,7 +1,9 @@
 """``bitrate profile build``: measure student vs frontier on probe suites, write a profile.
 
-Registered by ``bitrate_cli.profile``. Without ``--policy`` it measures the
-embedded pair (``sdk.policy.default_policy()``).
+Registered by ``bitrate_cli.profile``. Without ``--policy`` (or ``$BITRATE_POLICY``) it
+measures the embedded pair (``sdk.policy.default_policy()``). Progress goes to stderr
+(``profiles.runner``); Ctrl-C says how far the run got and how to resume from the call
+cache, and exits 130.
 """
 
 from __future__ import annotations
@@ -14,35 +16,51 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from bitrate_cli.common import policy_or_default
+from bitrate_cli.common import (
+    EXIT_INTERRUPTED,
+    ConfidenceOption,
+    MaxLossOption,
+    PolicyOption,
+    cli_errors,
+    confidence_flag,
+    loss_flag,
+    make_tolerance,
+    policy_or_default,
+    settings,
+)
 from profiles.assemble import assemble_profile
 from profiles.cache import CallCache
-from profiles.runner import Contender, Runner, RunOptions, RunResult
+from profiles.report import format_interval, format_loss, tolerance_in_words
+from profiles.runner import Contender, Runner, RunOptions, RunResult, Tally
 from profiles.suites import Suite, load_suite
 from profiles.summary import SequentialMonitor
 from sdk.backends import make_backend
-from sdk.errors import BitrateError, ConfigError
-from sdk.profile import Profile, SuiteInfo, Tolerance
+from sdk.errors import ConfigError
+from sdk.policy import Policy, RouteConfig
+from sdk.profile import Profile, SuiteInfo
 
-__all__ = ["build", "build_profile"]
+__all__ = ["build", "build_profile", "interrupted_line"]
 
 _STYLE = {"safe": "green", "uncertain": "yellow", "unsafe": "red"}
 
 
-def _sides(policy_path: Path | None, route: str) -> tuple[list[Contender], Tolerance]:
-    """Build both backends of ``route`` and read its tolerance."""
-    policy = policy_or_default(policy_path)
+def _route(policy_or_path: Policy | Path | None, route: str) -> tuple[Policy, RouteConfig]:
+    """The policy and its route ``route``."""
+    policy = policy_or_path if isinstance(policy_or_path, Policy) else policy_or_default(policy_or_path)
     config = policy.route_of(route)
     if config is None:
         raise ConfigError(
             f"no route '{route}' (routes: {', '.join(sorted(policy.routes)) or 'none'})", key="route"
         )
-    sides = [
+    return policy, config
+
+
+def _contenders(policy: Policy, config: RouteConfig) -> list[Contender]:
+    """Both sides of the route, their backends built."""
+    return [
         Contender(name, policy.models[name], make_backend(name, policy.models[name]))
         for name in (config.student, config.frontier)
     ]
-    tolerance = Tolerance(max_loss=config.tolerance.max_loss, confidence=config.tolerance.confidence)
-    return sides, tolerance
 
 
 async def _measure(runner: Runner, suite: Suite) -> RunResult:
@@ -54,7 +72,7 @@ async def _measure(runner: Runner, suite: Suite) -> RunResult:
 
 def build_profile(
     *,
-    policy: Path | None = None,
+    policy: Policy | Path | None = None,
     route: str = "auto",
     suite: list[str],
     max_loss: float | None = None,
@@ -63,16 +81,21 @@ def build_profile(
     cache: CallCache | None = None,
     keep_evidence: bool = True,
     sequential: bool = False,
+    tally: Tally | None = None,
 ) -> tuple[Profile, RunResult]:
-    """Measure ``route``'s pair on ``suite`` specs and assemble the profile (not saved)."""
-    items = load_suite(suite)
-    (student, frontier), tolerance = _sides(policy, route)
-    tolerance = Tolerance(
-        max_loss=tolerance.max_loss if max_loss is None else max_loss,
-        confidence=tolerance.confidence if confidence is None else confidence,
+    """Measure ``route``'s pair on ``suite`` specs and assemble the profile (not saved). ``policy``: a
+    loaded policy, a path, or ``None`` (``$BITRATE_POLICY``, else the embedded pair). ``max_loss``
+    and ``confidence`` are fractions (default: the route's); out of range is a ``ConfigError``.
+    ``tally`` is kept up to date as items finish (read it after an interrupt)."""
+    loaded, config = _route(policy, route)
+    tolerance = make_tolerance(  # before anything loads
+        config.tolerance.max_loss if max_loss is None else max_loss,
+        config.tolerance.confidence if confidence is None else confidence,
     )
+    items = load_suite(suite)
+    student, frontier = _contenders(loaded, config)
     monitor = SequentialMonitor(tolerance.max_loss, tolerance.confidence) if sequential else None
-    runner = Runner(student, frontier, cache=cache, options=options, monitor=monitor)
+    runner = Runner(student, frontier, cache=cache, options=options, monitor=monitor, tally=tally)
     result = asyncio.run(_measure(runner, items))
     if not result.outcomes:
         raise ConfigError(
@@ -103,7 +126,7 @@ def _print_summary(profile: Profile, result: RunResult, out: Path) -> None:
             str(c.n),
             f"{c.student_accuracy:.1%}",
             f"{c.frontier_accuracy:.1%}",
-            f"{c.loss:+.3f} ({c.loss_low:+.3f}, {c.loss_high:+.3f})",
+            f"{format_loss(c.loss)} {format_interval(c.loss_low, c.loss_high)}",
             f"{c.breaks:.1%}",
             f"{c.fixes:.1%}",
             f"[{_STYLE[c.verdict]}]{c.verdict}[/]",
@@ -111,13 +134,24 @@ def _print_summary(profile: Profile, result: RunResult, out: Path) -> None:
     console = Console(width=120)
     console.print(table)
     t = profile.tolerance
-    console.print(f"tolerance: max_loss {t.max_loss:g} at confidence {t.confidence:g}")
+    console.print(f"tolerance: {tolerance_in_words(t.max_loss, t.confidence)}")
     if result.calls["saved"]:
         console.print(f"sequential stopping saved {result.calls['saved']} calls")
     for error in result.errors:
         console.print(f"dropped {error}", markup=False)
     console.print(f"model calls: {result.model_calls} (cache hits: {result.calls['cached']})")
     console.print(f"wrote {out}", markup=False)
+
+
+def interrupted_line(tally: Tally, cache: CallCache | None) -> str:
+    """What an interrupted build says: how far it got and how to resume."""
+    done = f"interrupted after {tally.done} of {tally.total} items"
+    if cache is None:
+        return f"{done}; nothing was cached (--no-cache): a new run starts over"
+    return (
+        f"{done}; {tally.model_calls} new answers are in the call cache {cache.path} "
+        f"({len(cache)} in all): run the same command again to resume without asking them again"
+    )
 
 
 def build(
@@ -132,42 +166,47 @@ def build(
         ),
     ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the profile JSON.")],
-    policy: Annotated[Path | None, typer.Option(help="Policy YAML; default: the embedded pair.")] = None,
+    policy: PolicyOption = None,
     route: Annotated[str, typer.Option(help="Route whose student and frontier are measured.")] = "auto",
-    max_loss: Annotated[float | None, typer.Option(help="Tolerance; default: the route's.")] = None,
-    confidence: Annotated[float | None, typer.Option(help="Confidence; default: the route's.")] = None,
+    max_loss: MaxLossOption = None,
+    confidence: ConfidenceOption = None,
     concurrency: Annotated[int, typer.Option(min=1, help="Items in flight at once.")] = 8,
     max_tokens: Annotated[int | None, typer.Option(min=1, help="Generation limit per answer.")] = None,
     timeout: Annotated[float, typer.Option(min=1, help="Seconds one call may take.")] = 300.0,
     cache_dir: Annotated[
-        Path | None, typer.Option(help="Call cache folder; default $BITRATE_CACHE_DIR or ./.bitrate-cache.")
+        Path | None, typer.Option(help="Call cache folder (env BITRATE_CACHE_DIR; default ./.bitrate-cache).")
     ] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Bypass the call cache.")] = False,
     no_evidence: Annotated[bool, typer.Option("--no-evidence", help="Leave per-item scores out.")] = False,
     sequential: Annotated[bool, typer.Option("--sequential", help="Stop settled categories early.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress (bar or log lines).")] = False,
 ) -> None:
-    """Measure the student against the frontier on probe suites and write a capability profile."""
-    try:
-        cache = None if no_cache else CallCache(cache_dir)
+    """Measure the student against the frontier on probe suites and write a capability profile.
+    --max-loss and --confidence default to the route's tolerance."""
+    tally = Tally()
+    cache: CallCache | None = None
+    with cli_errors():
+        loss, level = loss_flag(max_loss), confidence_flag(confidence)  # checked before any model loads
+        cache = None if no_cache else CallCache(settings(cache_dir=cache_dir).cache_dir)
         try:
             options = RunOptions(concurrency=concurrency, timeout=timeout, max_tokens=max_tokens, quiet=quiet)
             profile, result = build_profile(
                 policy=policy,
                 route=route,
                 suite=suite,
-                max_loss=max_loss,
-                confidence=confidence,
+                max_loss=loss,
+                confidence=level,
                 options=options,
                 cache=cache,
                 keep_evidence=not no_evidence,
                 sequential=sequential,
+                tally=tally,
             )
+        except KeyboardInterrupt:
+            typer.echo(interrupted_line(tally, cache), err=True)
+            raise typer.Exit(EXIT_INTERRUPTED) from None
         finally:
             if cache is not None:
                 cache.close()
         profile.save(out)
-    except BitrateError as exc:  # the CLI boundary: one line on stderr, exit status 2 (as profiles.cli)
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from exc
     _print_summary(profile, result, out)

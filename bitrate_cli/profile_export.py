@@ -31,14 +31,14 @@ def store_location(policy_path: Path | None, store: str | None) -> str:
     if policy_path is None:
         raise ConfigError("give --policy (its live store is read) or --store PATH_OR_URL", key="--store")
     policy = load_policy(policy_path)
-    live = getattr(policy, "live", None) or LiveConfig()  # a policy without a `live:` section: the default
+    live = policy.live or LiveConfig()  # a policy without a `live:` section: the default
     return live.store_location(policy_path.resolve().parent)
 
 
 def export(
     out: Annotated[Path, typer.Option("--out", help="Where to write the outcomes JSONL.")],
     policy: Annotated[
-        Path | None, typer.Option("--policy", "-p", help="Policy YAML whose live store is read.")
+        Path | None, typer.Option("--policy", "--config", "-p", help="Policy YAML whose live store is read.")
     ] = None,
     store: Annotated[
         str | None,

@@ -12,8 +12,9 @@ row) shows the live monitor taking over from the profile. ``--json`` prints exac
      "changes": [{"at": ROW_INDEX, "category": NAME, "from": VERDICT, "to": VERDICT}]}
 
 ``at`` is the 0-based index of the row (non-blank line) after which the verdict changed.
-Categories appear in the order of their first row. Without ``--replay`` the command needs the
-live store, which is not configured yet: one line, exit status 2.
+Categories appear in the order of their first row. Without ``--replay`` the figures come from
+the live store the gateways write (``bitrate_cli.profile_live_store``; ``--store`` or the
+policy's ``live.store``), and ``--reset ROUTE:CATEGORY`` ends a demotion on every replica.
 
 The rendering (:func:`live_json`, :func:`live_table`) takes monitor snapshots and changes,
 whatever their source (a replay here, the store later).
@@ -31,20 +32,25 @@ from rich.console import Console
 from rich.table import Table
 
 from bitrate_cli.common import PolicyOption, RouteOption, cli_errors, policy_or_default
+from bitrate_cli.profile_export import store_location
+from bitrate_cli.profile_live_store import (
+    RouteView,
+    graders_text,
+    read_routes,
+    reset_category,
+    routes_json,
+    when,
+)
 from profiles.live_replay import LiveReplay, replay_live
 from profiles.outcomes import read_outcome_rows
 from sdk.decision import Verdict
 from sdk.engine import Engine, RouteRuntime
-from sdk.errors import ConfigError, UnknownModel
-from sdk.live import LiveSnapshot, MonitorSettings, VerdictChange
+from sdk.errors import UnknownModel
+from sdk.live import LiveSnapshot, MonitorSettings, VerdictChange, open_store
 
 __all__ = ["live", "live_json", "live_table"]
 
 _STYLE = {"safe": "green", "uncertain": "yellow", "unsafe": "red", "unknown": "dim"}
-_NO_STORE = (
-    "the live store is not configured yet: give --replay OUTCOMES to feed the monitors "
-    "from recorded outcome rows"
-)
 
 
 def _route(policy_path: Path | None, route: str | None) -> RouteRuntime:
@@ -92,11 +98,14 @@ def live_table(
     *,
     title: str,
     when: Callable[[float], str],
+    extra: Mapping[str, Mapping[str, str]] | None = None,
 ) -> Table:
     """One row per category: offline verdict, live n, loss with its interval, breaks, fixes,
-    live verdict and since when it is demoted (``when`` formats the monitor's clock)."""
+    live verdict and since when it is demoted (``when`` formats the monitor's clock); ``extra``:
+    more columns, header -> category -> text."""
     table = Table(title=title)
-    headers = ("category", "offline", "n", "loss", "interval", "breaks", "fixes", "live", "demoted")
+    extra = extra or {}
+    headers = ("category", "offline", "n", "loss", "interval", "breaks", "fixes", "live", "demoted", *extra)
     for header in headers:
         table.add_column(header, justify="right" if header in ("n", "loss", "breaks", "fixes") else "left")
     for name, s in snapshots.items():
@@ -111,8 +120,57 @@ def live_table(
             _share(s.fixes),
             f"[{_STYLE[s.verdict]}]{s.verdict}[/]",
             "-" if s.demoted_since is None else when(s.demoted_since),
+            *(column.get(name, "-") for column in extra.values()),
         )
     return table
+
+
+def _console() -> Console:
+    console = Console()
+    return console if console.is_terminal else Console(width=160)  # a piped table does not wrap
+
+
+def _store_table(view: RouteView, location: str) -> Table:
+    novel = "-" if view.novel_share is None else f"{100 * view.novel_share:.1f}% of {view.requests:,}"
+    title = (
+        f"route {view.name}, live store {location}: max loss {100 * view.max_loss:g} points at "
+        f"{100 * view.confidence:g}% confidence; task not detected: {novel} requests"
+    )
+    extra = {
+        "graders": {name: graders_text(view, name) for name in view.snapshots},
+        "shadow $": {name: f"{view.spend.get(name, 0.0):.4f}" for name in view.snapshots},
+    }
+    return live_table(view.snapshots, view.offline, title=title, when=when, extra=extra)
+
+
+def _from_store(
+    policy_path: Path | None,
+    route: str | None,
+    store: str | None,
+    reset: str | None,
+    by: str | None,
+    as_json: bool,
+) -> None:
+    with cli_errors():
+        policy = policy_or_default(policy_path)
+        location = store_location(policy_path, store)
+    with cli_errors(), open_store(location, create=False) as live_store:
+        if reset is not None:
+            record = reset_category(policy, live_store, reset, by=by)
+            refresh = policy.live.refresh_seconds if policy.live else None
+            within = f" within {refresh:g} s" if refresh else ""
+            typer.echo(
+                f"reset {record.route}:{record.category} by {record.reset_by} in {live_store.location}; "
+                f"every replica applies it at its next refresh{within}"
+            )
+            return
+        views = read_routes(policy, live_store, route)
+    if as_json:
+        typer.echo(json.dumps(routes_json(location, views)))
+        return
+    console = _console()
+    for view in views:
+        console.print(_store_table(view, location))
 
 
 def live(
@@ -128,11 +186,24 @@ def live(
     auto_promote: Annotated[
         bool, typer.Option("--auto-promote", help="End a demotion when live evidence certifies the category.")
     ] = False,
+    store: Annotated[
+        str | None,
+        typer.Option(
+            "--store", help="The live store (SQLite file or postgresql:// URL); overrides the policy's."
+        ),
+    ] = None,
+    reset: Annotated[
+        str | None,
+        typer.Option("--reset", metavar="ROUTE:CATEGORY", help="End a live demotion on every replica."),
+    ] = None,
+    by: Annotated[str | None, typer.Option("--by", help="Who resets (default: the user name).")] = None,
 ) -> None:
-    """Per category: the live loss with its anytime-valid interval and the live verdict."""
+    """Per category: the live loss with its anytime-valid interval and the live verdict, from the
+    live store (or from recorded outcomes with --replay); --reset ends a demotion."""
+    if replay is None:
+        _from_store(policy, route, store, reset, by, as_json)
+        return
     with cli_errors():
-        if replay is None:
-            raise ConfigError(_NO_STORE)
         runtime = _route(policy, route)
         result = _replay(runtime, replay, auto_promote=auto_promote)
     snapshots, changes = result.snapshots(), result.changes
@@ -145,9 +216,7 @@ def live(
         f"at {100 * tol.confidence:g}% confidence"
     )
     offline = {name: c.verdict for name, c in runtime.categories.items()}
-    console = Console()
-    if not console.is_terminal:
-        console = Console(width=140)  # wide enough that a piped table does not wrap
+    console = _console()
     console.print(live_table(snapshots, offline, title=title, when=lambda row: f"row {row:.0f}"))
     for change in changes:
         console.print(f"row {change.at}: {change.category} {change.before} -> {change.after}")

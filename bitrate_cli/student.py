@@ -21,12 +21,16 @@ from typing import Annotated
 
 import typer
 
+from bitrate_cli.student_distill import distill_command
 from sdk.embedded import resolve_model_path
 from sdk.errors import DependencyMissing
 
 __all__ = ["student_app", "vllm_server_command"]
 
-student_app = typer.Typer(help="Serve the distilled student with vLLM.", no_args_is_help=True)
+student_app = typer.Typer(
+    help="Serve the distilled student with vLLM; distil the next one.", no_args_is_help=True
+)
+student_app.command("distill")(distill_command)
 
 
 def vllm_server_command(
@@ -52,11 +56,11 @@ def serve(
     ctx: typer.Context,
     model: Annotated[str, typer.Option(help="Model directory (save_pretrained) or embedded:student.")],
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    port: Annotated[int, typer.Option(help="Port to listen on (the gateway's is 8000).")] = 8001,
     device: Annotated[str, typer.Option(help="auto, cuda or cpu (cpu hides GPUs from vLLM).")] = "auto",
     served_model_name: Annotated[
-        str | None, typer.Option(help="Model name clients send (default: the directory path).")
-    ] = None,
+        str, typer.Option(help="Model name clients send (a policy's `model: student`).")
+    ] = "student",
     print_command: Annotated[
         bool, typer.Option(help="Print the vLLM command instead of running it.")
     ] = False,

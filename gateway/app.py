@@ -4,7 +4,8 @@ Nothing happens on import. ``create_app`` checks the policy (``sdk.policy_check`
 key variables, model directories; any problem fails here, before serving) and resolves keys
 and prices;
 the lifespan starts the engine (loads local models) and the backends' background
-health checks at startup, and stops both at shutdown. One app serves one engine;
+health checks at startup (and, with ``live:``, registers the live series of
+``gateway.live_metrics``), and stops both at shutdown. One app serves one engine;
 two apps in one process share nothing. ``server_protocol`` gives ``bitrate serve``
 uvicorn's HTTP protocol with the app's deadline on request headers.
 """
@@ -22,6 +23,7 @@ from fastapi import FastAPI
 
 from gateway import errors
 from gateway.fastpath import GatewayApp
+from gateway.live_metrics import LiveCollector
 from gateway.openapi import openapi_document
 from gateway.routes import ROUTES
 from gateway.slow_clients import http_protocol
@@ -100,6 +102,8 @@ def create_app(
         try:
             gateway.index_models(engine.model_names())
             gateway.index_tasks()
+            if engine.live is not None:  # the live series, read from the runtime when scraped
+                gateway.metrics.registry.register(LiveCollector(engine.live))
             await gateway.health.start()
             if freeze_heap:
                 _freeze_heap()

@@ -35,6 +35,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway.request_log import REQUEST_ID_KEY, request_id_header
 from sdk.errors import (
     AuthError,
     BitrateError,
@@ -173,7 +174,10 @@ class InternalErrorBoundary:
             log.error("internal error on %s %s", scope.get("method"), scope.get("path"), exc_info=exc)
             if started:
                 raise  # half an answer is out: only closing the connection can tell the client
-            await error_response(InternalError("internal error in the bitrate gateway"))(scope, receive, send)
+            error = error_response(InternalError("internal error in the bitrate gateway"))
+            if REQUEST_ID_KEY in scope:  # the chat call had its id: the answer carries it
+                error.raw_headers.append(request_id_header(scope, {}))
+            await error(scope, receive, send)
 
 
 def install(app: FastAPI) -> None:

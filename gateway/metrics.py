@@ -14,6 +14,9 @@ Series (all prefixed ``bitrate_``):
 - ``cost_saved_dollars_total{route,target}``: (route's frontier price - actual price) x tokens,
   the estimated saving against sending everything to the frontier.
 
+The live series (shadow traffic, live verdicts, novel traffic) are ``gateway.live_metrics``'s;
+shadow calls are counted there and nowhere here.
+
 Tokens and cost need ``usage``: streams count them only with ``stream_options.include_usage``.
 Labels only take names from the policy or the profile, so a caller cannot add series: an
 unknown model name is counted as route ``-``, and a hinted task its route does not know

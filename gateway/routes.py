@@ -12,6 +12,10 @@ when the stopping server cancels it (``gateway.cancellation``).
 
 A request may name its task in the header ``x-bitrate-task`` (a hint for the engine); a hint
 that is not a task name (``sdk.detect.hint``: too long, other characters) is a 400 naming it.
+
+Each chat call is a :class:`~gateway.request_log.ChatCall`: its ``x-request-id`` (the caller's or a
+new one) goes out on the answer, success or error, and upstream; its log line and its span end with
+the answer.
 """
 
 from __future__ import annotations
@@ -32,11 +36,12 @@ from gateway.cancellation import shutting_down, until_disconnect
 from gateway.errors import from_validation_error, status_of
 from gateway.limits import read_body_within
 from gateway.metrics import CONTENT_TYPE
+from gateway.request_log import ChatCall
 from gateway.sse_response import SSEResponse
 from gateway.state import Gateway, route_headers
 from sdk.detect.hint import checked_hint
 from sdk.errors import BackendTimeout, BitrateError, UnknownModel, UnknownPath
-from sdk.headers import TASK_HEADER
+from sdk.headers import REQUEST_ID_HEADER, TASK_HEADER
 from sdk.protocol import ChatCompletion, ChatRequest
 
 __all__ = ["ROUTES", "decode_chat"]
@@ -66,21 +71,27 @@ def decode_chat(body: bytes) -> ChatRequest:
 async def chat_completions(request: Request) -> Response:
     """OpenAI chat completions: JSON, or server-sent events with ``stream: true``."""
     gw = _gateway(request)
-    started = time.perf_counter()
+    call = ChatCall(request.scope, request.headers)
     chat: ChatRequest | None = None
     try:
         try:
             gw.keys.check(request.headers.get("authorization"))
             chat = decode_chat(await _read_body(gw, request))
-            return await _answer(gw, request, chat, started)
+            call.requested(chat)
+            return await _answer(gw, request, chat, call)
         except asyncio.CancelledError:  # the stopping server cancelled this request (see the docstring)
             raise shutting_down() from None
     except BitrateError as exc:
-        gw.metrics.failed(chat.model if chat else None, status_of(exc), time.perf_counter() - started)
+        status = status_of(exc)
+        gw.metrics.failed(chat.model if chat else None, status, time.perf_counter() - call.started)
+        call.failed(chat, status, exc)
         raise
     except ClientDisconnect:
-        gw.metrics.failed(chat.model if chat else None, 499, time.perf_counter() - started)
+        gw.metrics.failed(chat.model if chat else None, 499, time.perf_counter() - call.started)
+        call.failed(chat, 499, None)
         return _CLIENT_GONE
+    finally:
+        call.leave()
 
 
 def _read_body(gw: Gateway, request: Request) -> Awaitable[bytes]:
@@ -89,53 +100,63 @@ def _read_body(gw: Gateway, request: Request) -> Awaitable[bytes]:
     return read_body_within(request, settings.max_body_bytes, seconds, gw.deadlines)
 
 
-async def _answer(gw: Gateway, request: Request, chat: ChatRequest, started: float) -> Response:
+async def _answer(gw: Gateway, request: Request, chat: ChatRequest, call: ChatCall) -> Response:
     if gw.settings.log_bodies:
         log.info("request body: %s", chat.model_dump_json(exclude_unset=True))
     hint = checked_hint(request.headers.get(TASK_HEADER))  # 400 for a hint no task could be named
     if chat.stream:
-        return await _stream(gw, chat, hint, started, request.receive)
-    return await _complete(gw, chat, hint, started, request.receive)
+        return await _stream(gw, chat, hint, call, request.receive)
+    return await _complete(gw, chat, hint, call, request.receive)
 
 
 class _RoutedJSON(Response):
     """A 200 JSON answer with the decision's ``x-bitrate-*`` headers, encoded once per decision
     (Starlette's ``Response`` re-encodes every header of every answer)."""
 
-    def __init__(self, body: bytes, route_headers: list[tuple[bytes, bytes]]):
+    def __init__(
+        self, body: bytes, route_headers: list[tuple[bytes, bytes]], request_id: tuple[bytes, bytes]
+    ):
         self.status_code = 200
         self.background = None
         self.body = body
         self.raw_headers = [
             *route_headers,
+            request_id,
             (b"content-length", str(len(body)).encode()),
             (b"content-type", b"application/json"),
         ]
 
 
 async def _complete(
-    gw: Gateway, chat: ChatRequest, hint: str | None, started: float, receive: Receive
+    gw: Gateway, chat: ChatRequest, hint: str | None, call: ChatCall, receive: Receive
 ) -> Response:
-    call = until_disconnect(receive, gw.engine.complete(chat, task_hint=hint))
-    completion, decision = await _within_deadline(gw, chat, call, started)
+    answer = until_disconnect(receive, gw.engine.complete(chat, task_hint=hint))
+    completion, decision = await _within_deadline(gw, chat, answer, call.started)
     body = _completion_json(completion)
     if gw.settings.log_bodies:
         log.info("response body: %s", body.decode())
-    gw.metrics.answered(decision, 200, time.perf_counter() - started, completion.usage, stream=False)
-    return _RoutedJSON(body, gw.raw_route_headers(decision))
+    usage = completion.usage
+    gw.metrics.answered(decision, 200, time.perf_counter() - call.started, usage, stream=False)
+    call.answered(decision, 200, usage, stream=False, completion=completion)
+    return _RoutedJSON(body, gw.raw_route_headers(decision), call.id_header)
 
 
 async def _stream(
-    gw: Gateway, chat: ChatRequest, hint: str | None, started: float, receive: Receive
+    gw: Gateway, chat: ChatRequest, hint: str | None, call: ChatCall, receive: Receive
 ) -> SSEResponse:
-    call = until_disconnect(receive, gw.engine.stream(chat, task_hint=hint))
-    routed = await _within_deadline(gw, chat, call, started)
+    opening = until_disconnect(receive, gw.engine.stream(chat, task_hint=hint))
+    routed = await _within_deadline(gw, chat, opening, call.started)
+
+    def closed(response: SSEResponse) -> None:
+        gw.stream_closed(response)
+        call.answered(response.routed.decision, response.status, response.usage, stream=True)
+
     return SSEResponse(
         routed,
-        headers=route_headers(routed.decision),
+        headers={**route_headers(routed.decision), REQUEST_ID_HEADER: call.request_id},
         timeout=gw.settings.request_timeout,
-        started=started,
-        on_close=gw.stream_closed,
+        started=call.started,
+        on_close=closed,
         deadlines=gw.deadlines,
     )
 

@@ -16,7 +16,7 @@ from gateway.readiness import HealthProbe, readiness
 from sdk.bounded import BoundedCache
 from sdk.decision import Decision
 from sdk.engine import RouteRuntime
-from sdk.headers import REASON_HEADER, ROUTE_HEADER, TARGET_HEADER, TASK_HEADER
+from sdk.headers import ascii_header, route_headers
 from sdk.policy import Policy, ServerSettings
 
 if TYPE_CHECKING:
@@ -50,23 +50,6 @@ def known_tasks(routes: Mapping[str, RouteRuntime]) -> dict[str, frozenset[str]]
         | {rule.task for rule in rt.config.tasks.rules}
         | frozenset(rt.config.pin)
         for name, rt in routes.items()
-    }
-
-
-def ascii_header(value: str) -> str:
-    """``value`` made safe for an HTTP header: printable ASCII, anything else as ``?``."""
-    if value.isascii() and value.isprintable():
-        return value
-    return "".join(c if " " <= c <= "~" else "?" for c in value)
-
-
-def route_headers(decision: Decision) -> dict[str, str]:
-    """The ``x-bitrate-*`` headers every answer carries."""
-    return {
-        ROUTE_HEADER: ascii_header(decision.route),
-        TARGET_HEADER: ascii_header(decision.target),
-        TASK_HEADER: ascii_header(decision.task),
-        REASON_HEADER: ascii_header(decision.reason),
     }
 
 

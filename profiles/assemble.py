@@ -10,7 +10,15 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from profiles.summary import summarize
-from sdk.profile import CategoryStats, EvidenceItem, ModelIdentity, Profile, SuiteInfo, Tolerance
+from sdk.profile import (
+    CategoryStats,
+    EvidenceItem,
+    ModelIdentity,
+    Profile,
+    StudentConfidence,
+    SuiteInfo,
+    Tolerance,
+)
 
 __all__ = ["ItemOutcome", "assemble_profile"]
 
@@ -41,6 +49,17 @@ class ItemOutcome:
     """Student tokens used, if known."""
     frontier_tokens: int | None = None
     """Frontier tokens used, if known."""
+    student_mean_logprob: float | None = None
+    """Mean log-probability of the student's answer tokens, if recorded (its confidence)."""
+    student_min_logprob: float | None = None
+    """Log-probability of the student's least likely answer token, if recorded."""
+
+    def confidence(self) -> StudentConfidence | None:
+        """The student's recorded confidence, when both log-probability figures are known."""
+        mean, low = self.student_mean_logprob, self.student_min_logprob
+        if mean is None or low is None:
+            return None
+        return StudentConfidence(mean_logprob=mean, min_logprob=low)
 
 
 _MEANS = (
@@ -92,7 +111,14 @@ def assemble_profile(
     if not by_category:
         raise ValueError("no outcomes to assemble")
     evidence = [
-        EvidenceItem(id=o.id, category=o.category, prompt=o.prompt, student=o.student, frontier=o.frontier)
+        EvidenceItem(
+            id=o.id,
+            category=o.category,
+            prompt=o.prompt,
+            student=o.student,
+            frontier=o.frontier,
+            confidence=o.confidence(),
+        )
         for o in outcomes
     ]
     return Profile(

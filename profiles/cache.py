@@ -33,7 +33,9 @@ CACHE_ENV = "BITRATE_CACHE_DIR"
 _FILE = "calls.sqlite"
 _SCHEMA = """CREATE TABLE IF NOT EXISTS calls (
     key TEXT PRIMARY KEY, answer TEXT NOT NULL, prompt_tokens INTEGER, completion_tokens INTEGER,
-    latency REAL NOT NULL, created REAL NOT NULL)"""
+    latency REAL NOT NULL, created REAL NOT NULL, mean_logprob REAL, min_logprob REAL)"""
+_ADDED = (("mean_logprob", "REAL"), ("min_logprob", "REAL"))
+"""Columns added since the first schema: a cache file written before them gets them on open."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +50,10 @@ class CachedCall:
     """Completion tokens the backend reported."""
     latency: float
     """Seconds the original call took."""
+    mean_logprob: float | None = None
+    """Mean log-probability of the answer's tokens, when the request asked for them."""
+    min_logprob: float | None = None
+    """Log-probability of the answer's least likely token, when the request asked for them."""
 
 
 def default_cache_dir() -> Path:
@@ -93,6 +99,10 @@ class CallCache:
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute(_SCHEMA)
+            have = {row[1] for row in self._db.execute("PRAGMA table_info(calls)")}
+            for column, kind in _ADDED:
+                if column not in have:
+                    self._db.execute(f"ALTER TABLE calls ADD COLUMN {column} {kind}")
         except (OSError, sqlite3.Error) as exc:
             raise ConfigError(f"cannot open call cache: {exc}", location=str(self.path)) from exc
         self._lock = threading.Lock()
@@ -101,7 +111,9 @@ class CallCache:
         """The stored call for ``key``, or None."""
         with self._lock:
             row = self._db.execute(
-                "SELECT answer, prompt_tokens, completion_tokens, latency FROM calls WHERE key = ?", (key,)
+                "SELECT answer, prompt_tokens, completion_tokens, latency, mean_logprob, min_logprob "
+                "FROM calls WHERE key = ?",
+                (key,),
             ).fetchone()
         return CachedCall(*row) if row else None
 
@@ -109,8 +121,17 @@ class CallCache:
         """Store ``call`` under ``key`` (replacing any older one)."""
         with self._lock:
             self._db.execute(
-                "INSERT OR REPLACE INTO calls VALUES (?, ?, ?, ?, ?, ?)",
-                (key, call.answer, call.prompt_tokens, call.completion_tokens, call.latency, time.time()),
+                "INSERT OR REPLACE INTO calls VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    key,
+                    call.answer,
+                    call.prompt_tokens,
+                    call.completion_tokens,
+                    call.latency,
+                    time.time(),
+                    call.mean_logprob,
+                    call.min_logprob,
+                ),
             )
 
     def __len__(self) -> int:

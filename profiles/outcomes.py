@@ -16,7 +16,8 @@ Fields:
 - ``student``, ``frontier`` (number in [0, 1], or true/false): the two scores.
 - optional ``student_cost``, ``frontier_cost`` ($ per call, >= 0),
   ``student_latency``, ``frontier_latency`` (seconds, >= 0),
-  ``student_tokens``, ``frontier_tokens`` (>= 0).
+  ``student_tokens``, ``frontier_tokens`` (>= 0), ``student_mean_logprob``,
+  ``student_min_logprob`` (<= 0: the student's token log-probabilities, its confidence).
 
 Unknown fields are rejected (a typo would otherwise silently drop data). The
 whole file is read and checked before anything is written; the first bad line
@@ -80,6 +81,10 @@ class OutcomeRow(StrictModel):
     """Tokens the student produced, if known."""
     frontier_tokens: int | None = Field(default=None, ge=0)
     """Tokens the frontier produced, if known."""
+    student_mean_logprob: float | None = Field(default=None, le=0)
+    """Mean log-probability of the student's answer tokens, if recorded (a cascade's signal)."""
+    student_min_logprob: float | None = Field(default=None, le=0)
+    """Log-probability of the student's least likely answer token, if recorded."""
 
     @field_validator("student", "frontier", mode="after")
     @classmethod
@@ -138,6 +143,8 @@ class OutcomeRow(StrictModel):
             frontier_latency=self.frontier_latency,
             student_tokens=self.student_tokens,
             frontier_tokens=self.frontier_tokens,
+            student_mean_logprob=self.student_mean_logprob,
+            student_min_logprob=self.student_min_logprob,
         )
 
 

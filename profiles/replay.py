@@ -17,18 +17,22 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from profiles.outcomes import OutcomeRow
 from profiles.router_metrics import CurvePoint, apgr, cpt, realised_loss, sweep
-from sdk.decide import decide
+from sdk.cascade import CascadeGate
+from sdk.decide import CategoryVerdict, decide
 from sdk.decision import Decision, TaskGuess
+from sdk.detect import last_user_text
+from sdk.detect.offline import detect_many
 from sdk.engine import RouteRuntime
 from sdk.estimate import PromptEstimate
+from sdk.protocol import ChatRequest
 
-__all__ = ["ReplayReport", "RoutedItem", "replay", "replay_report", "route_with"]
+__all__ = ["ReplayReport", "RoutedItem", "replay", "replay_report", "replay_route", "route_with"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,59 +52,153 @@ class RoutedItem:
     prompt_key: str | None = None
     """What the row asked (its prompt, or its messages as JSON): rows with the same key are
     scored on one response (e.g. an IFEval prompt's instructions) and are not independent."""
+    label: str | None = None
+    """The row's own category, when it gave one (detection accuracy is measured against it)."""
 
 
 Router = Callable[[OutcomeRow], tuple[Decision, float]]
 """Decides one row: ``(decision, sweep score)``."""
 
+Progress = Callable[[int, int], None]
+"""Told ``(rows done, rows in all)`` as a replay goes."""
 
-def route_with(runtime: RouteRuntime) -> Router:
+CHUNK = 1024
+"""Rows routed together: detection, embeddings and estimates are batched over a chunk."""
+
+
+def route_with(runtime: RouteRuntime, *, detect: bool = False) -> Router:
     """A :data:`Router` from an engine's per-route runtime (``Engine(policy).routes()[name]``):
-    its detection pipeline, category verdicts, per-prompt estimator and ``decide()``."""
+    its detection pipeline, category verdicts, per-prompt estimator, cascade and ``decide()``,
+    one row at a time (:func:`replay_route` does the same in batches). ``detect``: let the
+    detectors name the task even when the row gives its category."""
 
     def route_row(row: OutcomeRow) -> tuple[Decision, float]:
         request = row.request(runtime.name)
-        guess = TaskGuess(row.category, "hint", 1.0) if row.category else runtime.pipeline.detect(request)
-        estimate = runtime.estimator.estimate(request, guess) if runtime.estimator else None
-        decision = decide(
-            runtime.name, runtime.config, guess, categories=runtime.categories, estimate=estimate
-        )
-        return decision, _sweep_score(decision, runtime, estimate)
+        given = row.category is not None and not detect
+        guess = TaskGuess(row.category or "", "hint", 1.0) if given else runtime.pipeline.detect(request)
+        estimator = runtime.estimator if guess.task != "unknown" else None
+        estimate = estimator.estimate(request, guess) if estimator is not None else None
+        return _decided(runtime, row, request, guess, estimate)
 
     return route_row
+
+
+def _decided(
+    runtime: RouteRuntime,
+    row: OutcomeRow,
+    request: ChatRequest,
+    guess: TaskGuess,
+    estimate: PromptEstimate | None,
+) -> tuple[Decision, float]:
+    """``decide()`` for one row as the engine would (the verdicts its guess is read against,
+    what each side lacks), then the cascade on the row's recorded confidence."""
+    lacks = runtime.capabilities.lacks(request)
+    categories = runtime.verdicts_for(guess)
+    decision = decide(
+        runtime.name, runtime.config, guess, categories=categories, estimate=estimate, lacks=lacks
+    )
+    gate = runtime.cascade
+    if gate is not None and gate.applies(decision, lacks.student):
+        return _cascaded(gate, runtime, row, decision)
+    return decision, _sweep_score(decision, categories, estimate)
+
+
+def _cascaded(
+    gate: CascadeGate, runtime: RouteRuntime, row: OutcomeRow, decision: Decision
+) -> tuple[Decision, float]:
+    confidence = row.to_outcome().confidence()
+    if confidence is None:
+        return decision.with_(rule="cascade", escalated=True), _END
+    score = gate.score(confidence, decision.estimated_loss)
+    if gate.keeps(confidence, decision.estimated_loss):
+        return decision.with_(target=runtime.config.student, side="student", rule="cascade"), score
+    return decision.with_(rule="cascade", escalated=True), score
 
 
 _END = 1e6  # stands for "always frontier" / "always student" in the sweep
 
 
-def _sweep_score(decision: Decision, runtime: RouteRuntime, estimate: PromptEstimate | None) -> float:
+def _sweep_score(
+    decision: Decision, categories: Mapping[str, CategoryVerdict], estimate: PromptEstimate | None
+) -> float:
     if decision.rule in ("pin", "unknown_task"):
         return _END if decision.side == "frontier" else -_END
     if decision.rule == "per_prompt" and estimate is not None:
         return float(estimate.loss)
-    category = runtime.categories.get(decision.task)
+    category = categories.get(decision.task)
     return float(category.high) if category is not None else _END
 
 
 def replay(rows: Sequence[OutcomeRow], router: Router) -> list[RoutedItem]:
     """Route every row (no model is called)."""
-    items = []
-    for row in rows:
-        decision, score = router(row)
-        items.append(
-            RoutedItem(
-                str(row.id),
-                "student" if decision.side == "student" else "frontier",
-                score,
-                row.student,
-                row.frontier,
-                row.student_cost,
-                row.frontier_cost,
-                decision,
-                row.prompt_key(),
-            )
-        )
+    return [_item(row, *router(row)) for row in rows]
+
+
+def _item(row: OutcomeRow, decision: Decision, score: float) -> RoutedItem:
+    return RoutedItem(
+        str(row.id),
+        "student" if decision.side == "student" else "frontier",
+        score,
+        row.student,
+        row.frontier,
+        row.student_cost,
+        row.frontier_cost,
+        decision,
+        row.prompt_key(),
+        row.category,
+    )
+
+
+def replay_route(
+    rows: Sequence[OutcomeRow],
+    runtime: RouteRuntime,
+    *,
+    detect: bool = False,
+    progress: Progress | None = None,
+) -> list[RoutedItem]:
+    """:func:`replay` through ``route_with(runtime, detect=detect)``, batched: per chunk of rows,
+    the learnt detectors embed every undecided prompt at once (``sdk.detect.offline.detect_many``)
+    and the estimator scores them from one matrix product per block (``estimate_many``). Same
+    decisions as row by row, up to float rounding. ``progress(done, total)`` follows it."""
+    items: list[RoutedItem] = []
+    for start in range(0, len(rows), CHUNK):
+        chunk = rows[start : start + CHUNK]
+        requests = [row.request(runtime.name) for row in chunk]
+        guesses = _guesses(runtime, chunk, requests, detect)
+        estimates = _estimates(runtime, requests, guesses)
+        for row, request, guess, estimate in zip(chunk, requests, guesses, estimates, strict=True):
+            items.append(_item(row, *_decided(runtime, row, request, guess, estimate)))
+        if progress is not None:
+            progress(len(items), len(rows))
     return items
+
+
+def _guesses(
+    runtime: RouteRuntime, rows: Sequence[OutcomeRow], requests: list[ChatRequest], detect: bool
+) -> list[TaskGuess]:
+    asked = [i for i, row in enumerate(rows) if detect or row.category is None]
+    found = iter(detect_many(runtime.pipeline, [requests[i] for i in asked]))
+    wanted = set(asked)
+    return [
+        next(found) if i in wanted else TaskGuess(row.category or "", "hint", 1.0)
+        for i, row in enumerate(rows)
+    ]
+
+
+def _estimates(
+    runtime: RouteRuntime, requests: list[ChatRequest], guesses: list[TaskGuess]
+) -> list[PromptEstimate | None]:
+    estimator = runtime.estimator
+    out: list[PromptEstimate | None] = [None] * len(requests)
+    wanted = [i for i, guess in enumerate(guesses) if guess.task != "unknown"]
+    if estimator is None or not wanted:
+        return out
+    vectors = estimator.embedder.embed([last_user_text(requests[i]) for i in wanted])
+    for i, estimate in zip(
+        wanted, estimator.estimate_many(vectors, [guesses[i].task for i in wanted]), strict=True
+    ):
+        out[i] = estimate
+    return out
 
 
 @dataclass
@@ -134,6 +232,15 @@ class ReplayReport:
     curve: list[CurvePoint] = field(default_factory=list)
     rules: dict[str, int] = field(default_factory=dict)
     """How many rows each decision rule decided."""
+    detection_accuracy: float | None = None
+    """Share of the rows that give a category and were routed by detection (``route eval
+    --detect``, or no hint) whose detected task is that category; ``None`` when there are none."""
+    undetected_share: float | None = None
+    """Share of those rows the detectors left ``unknown`` (they go where ``unknown`` goes)."""
+    cascaded: int = 0
+    """Rows a cascade let the student answer first (each cost a student call)."""
+    cascade_kept: int = 0
+    """Of those, the rows whose student answer was kept; the others also cost a frontier call."""
 
     def to_json(self) -> dict[str, Any]:
         """One JSON object (``route eval --json``)."""
@@ -178,6 +285,9 @@ def replay_report(
     for item in items:
         rule = item.decision.rule if item.decision else "none"
         rules[rule] = rules.get(rule, 0) + 1
+    detected = [i for i in items if i.label is not None and i.decision and i.decision.task_source != "hint"]
+    hits = sum(i.decision.task == i.label for i in detected if i.decision)
+    unknown = sum(i.decision.task == "unknown" for i in detected if i.decision)
     return ReplayReport(
         n=n,
         student_share=len(to_student) / n,
@@ -199,4 +309,8 @@ def replay_report(
         cost_all_frontier=frontier,
         curve=curve,
         rules=rules,
+        detection_accuracy=hits / len(detected) if detected else None,
+        undetected_share=unknown / len(detected) if detected else None,
+        cascaded=rules.get("cascade", 0),
+        cascade_kept=sum(i.side == "student" and i.decision.rule == "cascade" for i in items if i.decision),
     )

@@ -12,16 +12,23 @@ Sequential mode (``monitor=SequentialMonitor(...)``): items are started in suite
 order and an item whose category is already settled is skipped; ``calls['saved']``
 counts the model calls that skipping avoided. Items already in flight when their
 category settles are still measured and kept.
+
+Progress: the run keeps a :class:`Tally` (items done of total, calls made, cache hits),
+readable while it runs and after an interrupt (``bitrate profile build`` says from it
+where the cache stands). It is shown as a progress bar with counts when stderr is a
+terminal, and otherwise (CI, a log file) as a plain line every ``RunOptions.log_every``
+seconds and one at the end; ``quiet`` shows neither.
 """
 
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TextIO
 
 from profiles.assemble import ItemOutcome
 from profiles.cache import CachedCall, CallCache, model_identity, request_key
@@ -29,11 +36,12 @@ from profiles.graders import make_grader
 from profiles.suites import Item
 from profiles.summary import SequentialMonitor
 from sdk.backends import Backend, ModelConfig
+from sdk.cascade import confidence_of
 from sdk.errors import BackendError, BackendTimeout, RequestError
 from sdk.profile import ModelIdentity
 from sdk.protocol import ChatRequest
 
-__all__ = ["RunOptions", "RunResult", "Runner", "Contender"]
+__all__ = ["Contender", "RunOptions", "RunResult", "Runner", "Tally"]
 
 
 @dataclass
@@ -70,7 +78,37 @@ class RunOptions:
     max_tokens: int | None = None
     """Generation limit per answer; None keeps the backend's default."""
     quiet: bool = False
-    """Hide the progress bar (it is also hidden when stderr is not a terminal)."""
+    """Show no progress (neither the bar nor the plain lines)."""
+    log_every: float = 10.0
+    """Seconds between plain progress lines when stderr is not a terminal."""
+    student_logprobs: bool = True
+    """Ask the student for its answers' token log-probabilities and record its confidence per
+    item (what a route's ``cascade`` is calibrated on); off for a student API that refuses them."""
+
+
+@dataclass
+class Tally:
+    """How far a run has got: kept up to date while it runs, still there after an interrupt."""
+
+    total: int = 0
+    """Items in the run."""
+    done: int = 0
+    """Items finished: measured, dropped on an error, or skipped by sequential stopping."""
+    calls: Counter[str] = field(default_factory=Counter)
+    """As :attr:`RunResult.calls`: ``student``, ``frontier``, ``cached``, ``saved``."""
+
+    @property
+    def model_calls(self) -> int:
+        """Model calls made so far (each answer is in the cache once it came back)."""
+        return self.calls["student"] + self.calls["frontier"]
+
+    def line(self, elapsed: float) -> str:
+        """``profiling: 120/360 items (33%), 230 model calls, 10 cached, 12s``."""
+        share = f" ({100 * self.done / self.total:.0f}%)" if self.total else ""
+        return (
+            f"profiling: {self.done}/{self.total} items{share}, {self.model_calls} model calls, "
+            f"{self.calls['cached']} cached, {elapsed:.0f}s"
+        )
 
 
 @dataclass
@@ -97,6 +135,8 @@ class _Answer:
     cost: float | None
     latency: float
     tokens: int | None
+    mean_logprob: float | None = None
+    min_logprob: float | None = None
 
 
 class Runner:
@@ -110,24 +150,27 @@ class Runner:
         cache: CallCache | None = None,
         options: RunOptions | None = None,
         monitor: SequentialMonitor | None = None,
+        tally: Tally | None = None,
     ):
         self.student, self.frontier = student, frontier
         self.cache = cache
         self.options = options or RunOptions()
         self.monitor = monitor
+        self.tally = tally or Tally()
+        """Where the run stands; give one to read it after an interrupt."""
 
     async def run(self, items: Sequence[Item]) -> RunResult:
         """Ask, grade and return the outcome of every item (see the module docstring)."""
-        calls: Counter[str] = Counter()
+        calls: Counter[str] = Counter()  # this run's: the result keeps it
+        self.tally.total, self.tally.done, self.tally.calls = len(items), 0, calls
         errors: list[str] = []
         slots = asyncio.Semaphore(self.options.concurrency)
-        with _Progress(len(items), self.options.quiet) as advance:
+        with _Progress(self.tally, self.options) as advance:
 
             async def one(item: Item) -> ItemOutcome | None:
-                try:
-                    return await self._item(item, slots, calls, errors)
-                finally:
-                    advance()
+                outcome = await self._item(item, slots, calls, errors)
+                advance()  # not for an item cancelled by an interrupt: it is not done
+                return outcome
 
             results = await asyncio.gather(*(one(item) for item in items))
         return RunResult([r for r in results if r is not None], calls, errors)
@@ -167,6 +210,8 @@ class Runner:
             frontier_latency=f.latency,
             student_tokens=s.tokens,
             frontier_tokens=f.tokens,
+            student_mean_logprob=s.mean_logprob,
+            student_min_logprob=s.min_logprob,
         )
 
     async def _ask(self, side: Contender, role: str, item: Item, calls: Counter[str]) -> _Answer:
@@ -175,6 +220,7 @@ class Runner:
             messages=item.chat_messages(),
             temperature=self.options.temperature,
             max_tokens=self.options.max_tokens,
+            logprobs=True if role == "student" and self.options.student_logprobs else None,
         )
         key = request_key(side.identity, request.upstream_body(side.config.model))
         hit = self.cache.get(key) if self.cache is not None else None
@@ -196,11 +242,14 @@ class Runner:
         latency = time.perf_counter() - start
         text = (completion.choices[0].message.content or "") if completion.choices else ""
         usage = completion.usage
+        confidence = confidence_of(completion) if request.logprobs else None
         return CachedCall(
             answer=text,
             prompt_tokens=usage.prompt_tokens if usage else None,
             completion_tokens=usage.completion_tokens if usage else None,
             latency=latency,
+            mean_logprob=confidence.mean_logprob if confidence else None,
+            min_logprob=confidence.min_logprob if confidence else None,
         )
 
 
@@ -210,23 +259,57 @@ def _answer(side: Contender, call: CachedCall) -> _Answer:
     tokens: int | None = None
     if prompt is not None and completion is not None:
         cost, tokens = side.config.price.cost(prompt, completion), prompt + completion
-    return _Answer(text=call.answer, cost=cost, latency=call.latency, tokens=tokens)
+    return _Answer(call.answer, cost, call.latency, tokens, call.mean_logprob, call.min_logprob)
 
 
 class _Progress:
-    """A rich progress bar, or nothing when quiet or stderr is not a terminal."""
+    """The tally shown: a rich bar with counts on a terminal, plain lines on stderr otherwise
+    (every ``log_every`` seconds, checked as items finish, and one at the end), nothing when quiet."""
 
-    def __init__(self, total: int, quiet: bool):
+    def __init__(
+        self,
+        tally: Tally,
+        options: RunOptions,
+        stream: TextIO | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         from rich.console import Console
-        from rich.progress import Progress
 
-        console = Console(stderr=True)
-        self._bar = Progress(console=console, disable=quiet or not console.is_terminal, transient=True)
-        self._task = self._bar.add_task("profiling", total=total)
+        self.tally, self.every, self.clock = tally, options.log_every, clock
+        self.stream = stream or sys.stderr
+        console = Console(file=self.stream)
+        self.mode = "off" if options.quiet else "bar" if console.is_terminal else "lines"
+        self.start = self.last = clock()
+        self._bar: Any = None
+        if self.mode == "bar":
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    def __enter__(self):
-        self._bar.start()
-        return lambda: self._bar.advance(self._task)
+            columns = (TextColumn("profiling"), BarColumn(), MofNCompleteColumn(), TextColumn("items"))
+            self._bar = Progress(*columns, TextColumn("{task.fields[calls]}"), TimeElapsedColumn(),
+                                 console=console, transient=True)  # fmt: skip
+            self._task = self._bar.add_task("profiling", total=tally.total, calls="")
+
+    def __enter__(self) -> Callable[[], None]:
+        if self._bar is not None:
+            self._bar.start()
+        elif self.mode == "lines":
+            self._print(f"profiling: {self.tally.total} items, each asked of the student and the frontier")
+        return self.advance
+
+    def advance(self) -> None:
+        self.tally.done += 1
+        if self._bar is not None:
+            calls = f"{self.tally.model_calls} calls, {self.tally.calls['cached']} cached"
+            self._bar.update(self._task, completed=self.tally.done, calls=calls)
+        elif self.mode == "lines" and self.clock() - self.last >= self.every:
+            self.last = self.clock()
+            self._print(self.tally.line(self.last - self.start))
 
     def __exit__(self, *exc: object) -> None:
-        self._bar.stop()
+        if self._bar is not None:
+            self._bar.stop()
+        elif self.mode == "lines" and exc[0] is None:
+            self._print(self.tally.line(self.clock() - self.start))
+
+    def _print(self, line: str) -> None:
+        print(line, file=self.stream, flush=True)

@@ -15,6 +15,7 @@ from sdk.errors import (
     InvalidRequest,
     RequestError,
     UnknownModel,
+    Unsupported,
     UpstreamStatusError,
 )
 from sdk.protocol import ChatCompletion, ChatCompletionChunk, ChatRequest
@@ -35,6 +36,7 @@ __all__ = [
     "InvalidRequest",
     "RequestError",
     "UnknownModel",
+    "Unsupported",
     "UpstreamStatusError",
     "default_policy",
     "errors",

@@ -42,6 +42,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from sdk.backends.config import ModelConfig, OpenAIConfig, SupportsConfig, VLLMConfig
 from sdk.embedded import resolve_model_path
@@ -67,9 +68,8 @@ _CONTEXT_KEYS = ("max_position_embeddings", "n_positions", "max_sequence_length"
 _CHARS_PER_TOKEN = 4
 
 
-@dataclass(frozen=True, slots=True)
-class Needs:
-    """What one request needs of the model that answers it."""
+class Needs(NamedTuple):
+    """What one request needs of the model that answers it (a tuple: built on every routed request)."""
 
     tools: bool = False
     """It offers tools or asks for a call."""
@@ -86,21 +86,26 @@ class Capabilities:
     """What one model serves (every field resolved: the policy's ``supports`` over the backend's defaults)."""
 
     tools: bool = True
+    """Calls tools."""
     vision: bool = True
+    """Reads non-text parts."""
     json_schema: bool = True
+    """Follows a requested JSON schema."""
     max_context: int | None = None
     """Context length in tokens; ``None``: unknown, never rerouted for length."""
 
     def missing(self, needs: Needs) -> tuple[str, ...]:
         """The needs this model lacks, in :data:`NEEDS` order (empty when it serves them all)."""
-        too_long = self.max_context is not None and needs.prompt_tokens > self.max_context
-        lacks = (
-            needs.tools and not self.tools,
-            needs.vision and not self.vision,
-            needs.json_schema and not self.json_schema,
-            too_long,
-        )
-        return tuple(name for name, lacked in zip(NEEDS, lacks, strict=True) if lacked)
+        lacking: list[str] = []
+        if needs.tools and not self.tools:
+            lacking.append("tools")
+        if needs.vision and not self.vision:
+            lacking.append("vision")
+        if needs.json_schema and not self.json_schema:
+            lacking.append("json_schema")
+        if self.max_context is not None and needs.prompt_tokens > self.max_context:
+            lacking.append("context")
+        return tuple(lacking)
 
     def serves(self, need: str) -> bool:
         """Whether this model claims ``need``; ``context`` always (only trying tells whether a
@@ -117,7 +122,9 @@ class Lacks:
     """For one request: the needs each side of a route lacks (what ``decide()`` reads)."""
 
     student: tuple[str, ...] = ()
+    """What the student lacks, in :data:`NEEDS` order."""
     frontier: tuple[str, ...] = ()
+    """What the frontier lacks."""
 
     def of(self, side: str) -> tuple[str, ...]:
         """What ``side`` (``student`` or ``frontier``) lacks."""
@@ -142,7 +149,7 @@ class RouteCapabilities:
     def lacks(self, request: ChatRequest) -> Lacks:
         """What each side lacks for ``request`` (:data:`NOTHING`, without reading the request,
         when both serve everything with no context limit)."""
-        if self.student == ALL and self.frontier == ALL:
+        if (self.student is ALL or self.student == ALL) and (self.frontier is ALL or self.frontier == ALL):
             return NOTHING
         counted = self.student.max_context is not None or self.frontier.max_context is not None
         needs = needs_of(request, count_tokens=counted)
@@ -201,6 +208,8 @@ def capabilities_of(config: ModelConfig) -> Capabilities:
 
 
 def _declared(supports: SupportsConfig, default: Capabilities) -> Capabilities:
+    if not supports.model_fields_set:
+        return default  # (ALL itself for an ``openai`` model: ``lacks`` checks it by identity first)
     return Capabilities(
         tools=default.tools if supports.tools is None else supports.tools,
         vision=default.vision if supports.vision is None else supports.vision,

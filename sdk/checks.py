@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, Protocol
 
+from sdk.bounded import BoundedCache
 from sdk.errors import DependencyMissing
 from sdk.policy import Check
 from sdk.protocol import ChatCompletion, ChatCompletionChunk, ChatRequest, FinishReason, Tool
@@ -173,23 +174,51 @@ def _parsed(text: str) -> tuple[bool, Any]:
         return False, None
 
 
+_SCHEMAS = 256
+"""Most checked schemas kept per check (checking a schema against its metaschema costs ~2 ms)."""
+_SCHEMA_BYTES = 8 << 20
+"""Most bytes of checked schemas kept per check: a schema is the caller's to choose."""
+_VALIDATOR_BYTES = 4096
+"""About what a validator holds besides its schema's text (the parsed schema, its resolver)."""
+
+
+def _validator_bytes(key: str, _validator: object) -> int:
+    return _VALIDATOR_BYTES + 2 * len(key)
+
+
 class _Validator:
-    """``jsonschema`` behind one call: is ``instance`` valid against ``schema``?"""
+    """``jsonschema`` behind one call: is ``instance`` valid against ``schema``? Each schema is
+    checked against its metaschema once and its validator kept (by the schema's JSON text)."""
 
     def __init__(self) -> None:
         self._lib = _jsonschema()
         from referencing.exceptions import Unresolvable  # installed with jsonschema
 
         self._unusable = (self._lib.exceptions.SchemaError, Unresolvable)
+        self._checked = BoundedCache[str, Any](_SCHEMAS, _SCHEMA_BYTES, _validator_bytes)
+        """Schema JSON (keys sorted) -> its validator, or ``False`` for a schema that is not valid."""
 
     def valid(self, schema: dict[str, Any], instance: Any) -> bool:
         """True when ``instance`` validates; False when it does not or the schema is unusable."""
+        key = json.dumps(schema, sort_keys=True)
+        validator = self._checked.get(key)
+        if validator is None:
+            validator = self._build(schema)
+            self._checked.put(key, validator)
+        if validator is False:
+            return False
+        try:
+            return bool(validator.is_valid(instance))
+        except self._unusable:  # a $ref is resolved when validation reaches it
+            return False
+
+    def _build(self, schema: dict[str, Any]) -> Any:
         cls = self._lib.validators.validator_for(schema, default=self._lib.Draft202012Validator)
         try:
             cls.check_schema(schema)
-            return bool(cls(schema).is_valid(instance))
-        except self._unusable:
+        except self._lib.exceptions.SchemaError:
             return False
+        return cls(schema)
 
 
 class JsonValid:

@@ -15,6 +15,15 @@ and whose last chunk carries it too. ``AsyncClient`` is the same with ``await``/
 ``Client`` runs an event loop in a background thread, so it also works where a loop is
 already running (Jupyter).
 
+Errors, ``timeout=`` and ``with_raw_response`` are the official client's: with ``openai`` installed, a
+failure raises the ``openai`` exception the official client would (``RateLimitError``,
+``APITimeoutError``...), which is also the ``sdk.errors`` class it was (``sdk.openai_compat``);
+``timeout=`` (seconds, or an ``httpx.Timeout``; per call or on the client) bounds the call, and for a
+stream each wait for a chunk; ``client.chat.completions.with_raw_response.create(...)`` returns the
+headers (``x-request-id``, ``x-bitrate-*``) with ``.parse()`` for the answer. Each call has a request id
+(``extra_headers={"x-request-id": ...}`` or a new one) sent upstream by the ``openai`` backend, and a
+span when tracing is on (``sdk.tracing``).
+
 Talking to a remote gateway needs no bitrate client: the gateway is OpenAI-compatible, so use
 ``openai.OpenAI(base_url="http://host:8000/v1", api_key=...)``; each answer's decision is in
 ``completion.model_extra["bitrate"]`` (and in the ``x-bitrate-*`` response headers).
@@ -23,35 +32,38 @@ Talking to a remote gateway needs no bitrate client: the gateway is OpenAI-compa
 from __future__ import annotations
 
 import asyncio
-import threading
-from collections.abc import AsyncGenerator, Coroutine, Iterator, Mapping
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, TypeVar, overload
+from typing import Any, Literal, overload
 
 from pydantic import ValidationError
 
+from sdk import tracing
+from sdk.client_stream import AsyncStream, BackgroundLoop, Stream, raise_as_openai, within
 from sdk.decision import Decision
 from sdk.engine import Engine
-from sdk.engine_stream import RoutedStream
-from sdk.errors import InvalidRequest
-from sdk.headers import TASK_HEADER
+from sdk.errors import BitrateError, InvalidRequest
+from sdk.headers import REQUEST_ID_HEADER, TASK_HEADER, route_headers
+from sdk.openai_compat import RawResponse
 from sdk.policy import Policy, default_policy, load_policy
-from sdk.protocol import ChatCompletion, ChatCompletionChunk, ChatRequest
+from sdk.protocol import ChatCompletion, ChatRequest
+from sdk.request_context import REQUEST_ID, request_id_from
 
 __all__ = [
     "AsyncChat",
     "AsyncClient",
     "AsyncCompletions",
+    "AsyncCompletionsWithRawResponse",
     "AsyncStream",
     "Chat",
     "Client",
     "Completions",
+    "CompletionsWithRawResponse",
     "RoutedCompletion",
     "Stream",
     "build_request",
 ]
-
-T = TypeVar("T")
 
 
 def _policy_of(policy: str | Path | Policy | None) -> Policy:
@@ -75,10 +87,35 @@ def build_request(model: str, messages: Any, stream: bool, params: Mapping[str, 
         raise InvalidRequest(f"{param}: {err['msg']}", param=param) from exc
 
 
-def _hint(params: dict[str, Any]) -> str | None:
-    headers = {k.lower(): v for k, v in (params.pop("extra_headers", None) or {}).items()}
-    params.pop("timeout", None)  # accepted for openai compatibility; the policy's timeouts apply
-    return headers.get(TASK_HEADER)
+def _seconds(value: Any, default: float | None) -> float | None:
+    """``timeout=`` in seconds: a number, ``None`` (no bound), an ``httpx.Timeout`` (its read
+    timeout: the longest wait for an answer) or the openai client's "not given" (``default``)."""
+    if value is None:
+        return None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if hasattr(value, "read"):
+        read = value.read
+        return float(read) if isinstance(read, int | float) else None
+    if not value:  # openai.NOT_GIVEN and openai.omit are falsy
+        return default
+    raise InvalidRequest("timeout: expected seconds, None or an httpx.Timeout", param="timeout")
+
+
+@dataclass(frozen=True, slots=True)
+class _CallOptions:
+    """What ``create``'s keyword arguments say about the call rather than the request."""
+
+    hint: str | None
+    request_id: str
+    timeout: float | None
+
+    @classmethod
+    def pop_from(cls, params: dict[str, Any], default_timeout: float | None) -> _CallOptions:
+        """Take ``extra_headers`` (task hint, request id) and ``timeout`` out of ``params``."""
+        headers = {k.lower(): v for k, v in (params.pop("extra_headers", None) or {}).items()}
+        timeout = _seconds(params.pop("timeout", default_timeout), default_timeout)
+        return cls(headers.get(TASK_HEADER), request_id_from(headers.get(REQUEST_ID_HEADER)), timeout)
 
 
 class RoutedCompletion(ChatCompletion):
@@ -95,29 +132,7 @@ class RoutedCompletion(ChatCompletion):
         return cls.model_construct(_fields_set={*completion.model_fields_set, "bitrate"}, **data)
 
 
-class AsyncStream:
-    """A streaming answer: ``async for chunk in stream``; ``stream.bitrate`` is the decision."""
-
-    def __init__(self, routed: RoutedStream):
-        self._routed = routed
-        self.bitrate: Decision = routed.decision
-        """Where the answer comes from and why."""
-
-    async def __aiter__(self) -> AsyncGenerator[ChatCompletionChunk, None]:
-        async for chunk in self._routed:
-            if "bitrate" in (chunk.model_extra or {}):
-                setattr(chunk, "bitrate", self.bitrate)  # noqa: B010 - an extra field; as assignment, marks it set
-            yield chunk
-
-    async def close(self) -> None:
-        """Stop early and cancel the generation."""
-        await self._routed.aclose()
-
-    async def __aenter__(self) -> AsyncStream:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
+Answer = RoutedCompletion | AsyncStream
 
 
 class AsyncCompletions:
@@ -125,6 +140,8 @@ class AsyncCompletions:
 
     def __init__(self, client: AsyncClient):
         self._client = client
+        self.with_raw_response = AsyncCompletionsWithRawResponse(self)
+        """``with_raw_response.create(...)``: the answer with its headers, as in the openai client."""
 
     @overload
     async def create(
@@ -137,21 +154,77 @@ class AsyncCompletions:
     ) -> AsyncStream: ...
 
     @overload
-    async def create(
-        self, *, model: str, messages: Any, stream: bool, **params: Any
-    ) -> RoutedCompletion | AsyncStream: ...
+    async def create(self, *, model: str, messages: Any, stream: bool, **params: Any) -> Answer: ...
 
-    async def create(
-        self, *, model: str, messages: Any, stream: bool = False, **params: Any
-    ) -> RoutedCompletion | AsyncStream:
-        """Route and answer a chat request. ``extra_headers={"x-bitrate-task": ...}`` passes a task hint."""
-        hint = _hint(params)
+    async def create(self, *, model: str, messages: Any, stream: bool = False, **params: Any) -> Answer:
+        """Route and answer a chat request. ``extra_headers={"x-bitrate-task": ...}`` passes a task
+        hint; ``timeout=`` bounds the call (see the module docstring)."""
+        return (await self._create(model, messages, stream, params))[0]
+
+    async def _create(
+        self, model: str, messages: Any, stream: bool, params: dict[str, Any]
+    ) -> tuple[Answer, dict[str, str]]:
+        """The answer and its headers, the call's request id and span set while it runs."""
+        options = _CallOptions.pop_from(params, self._client.timeout)
+        token = REQUEST_ID.set(options.request_id)
+        span = tracing.start_request(server=False, request_id=options.request_id)
+        if span is not None:
+            span.enter()
+        try:
+            answer = await self._answer(model, messages, stream, params, options, span)
+        except BitrateError as exc:
+            if span is not None:
+                span.end(error=exc)
+            raise_as_openai(exc, options.request_id)
+        finally:
+            if span is not None:
+                span.leave()
+            REQUEST_ID.reset(token)
+        return answer, {**route_headers(answer.bitrate), REQUEST_ID_HEADER: options.request_id}
+
+    async def _answer(
+        self,
+        model: str,
+        messages: Any,
+        stream: bool,
+        params: dict[str, Any],
+        options: _CallOptions,
+        span: tracing.RequestSpan | None,
+    ) -> Answer:
         request = build_request(model, messages, stream, params)
+        if span is not None:
+            span.requested(request)
         engine = await self._client._started()
         if stream:
-            return AsyncStream(await engine.stream(request, hint))
-        completion, decision = await engine.complete(request, hint)
+            routed = await within(engine.stream(request, options.hint), options.timeout, model)
+            return AsyncStream(routed, timeout=options.timeout, request_id=options.request_id, span=span)
+        call = engine.complete(request, options.hint)
+        completion, decision = await within(call, options.timeout, model)
+        if span is not None:
+            span.end(decision, attributes=tracing.completion_attributes(completion))
         return RoutedCompletion.of(completion, decision)
+
+
+class AsyncCompletionsWithRawResponse:
+    """``client.chat.completions.with_raw_response``."""
+
+    def __init__(self, completions: AsyncCompletions):
+        self._completions = completions
+
+    @overload
+    async def create(
+        self, *, model: str, messages: Any, stream: Literal[False] = False, **params: Any
+    ) -> RawResponse[RoutedCompletion]: ...
+
+    @overload
+    async def create(
+        self, *, model: str, messages: Any, stream: Literal[True], **params: Any
+    ) -> RawResponse[AsyncStream]: ...
+
+    async def create(self, *, model: str, messages: Any, stream: bool = False, **params: Any) -> RawResponse:
+        """``create``'s answer with its headers: ``.headers``, ``.parse()``."""
+        answer, headers = await self._completions._create(model, messages, stream, params)
+        return RawResponse(answer, headers)
 
 
 class AsyncChat:
@@ -164,11 +237,20 @@ class AsyncChat:
 
 class AsyncClient:
     """bitrate in-process, async. ``policy``: a file path, a :class:`Policy`, or ``None`` for the
-    embedded default. Models load on the first call (or ``await client.start()``)."""
+    embedded default. ``timeout``: seconds each call may take unless it says otherwise (``None``:
+    the policy's backend timeouts only). Models load on the first call (or ``await client.start()``)."""
 
-    def __init__(self, policy: str | Path | Policy | None = None, *, engine: Engine | None = None):
+    def __init__(
+        self,
+        policy: str | Path | Policy | None = None,
+        *,
+        engine: Engine | None = None,
+        timeout: float | None = None,
+    ):
         self.engine = engine or Engine(_policy_of(policy))
         """The routing engine (also answers ``explain``)."""
+        self.timeout = timeout
+        """Default ``timeout=`` of each call, in seconds (``None``: no bound of the client's own)."""
         self.chat = AsyncChat(self)
         """``chat.completions.create(...)``, as in the openai client."""
         self._started_flag = False
@@ -199,55 +281,13 @@ class AsyncClient:
         await self.close()
 
 
-class _Loop:
-    """An event loop running in a daemon thread; ``run`` executes a coroutine on it and waits."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name="bitrate-client", daemon=True)
-        self.thread.start()
-
-    def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
-
-    def stop(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join()
-        self.loop.close()
-
-
-class Stream:
-    """A streaming answer: ``for chunk in stream``; ``stream.bitrate`` is the decision."""
-
-    def __init__(self, inner: AsyncStream, loop: _Loop):
-        self._inner, self._loop = inner, loop
-        self._iter = aiter(inner)
-        self.bitrate: Decision = inner.bitrate
-        """Where the answer comes from and why."""
-
-    def __iter__(self) -> Iterator[ChatCompletionChunk]:
-        while True:
-            try:
-                yield self._loop.run(anext(self._iter))
-            except StopAsyncIteration:
-                return
-
-    def close(self) -> None:
-        """Stop early and cancel the generation."""
-        self._loop.run(self._inner.close())
-
-    def __enter__(self) -> Stream:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
 class Completions:
     """``client.chat.completions``: the openai client's ``create``, routed in-process, blocking."""
 
     def __init__(self, client: Client):
         self._client = client
+        self.with_raw_response = CompletionsWithRawResponse(client)
+        """``with_raw_response.create(...)``: the answer with its headers, as in the openai client."""
 
     @overload
     def create(
@@ -271,6 +311,31 @@ class Completions:
         return Stream(result, self._client._loop) if isinstance(result, AsyncStream) else result
 
 
+class CompletionsWithRawResponse:
+    """``client.chat.completions.with_raw_response``, blocking."""
+
+    def __init__(self, client: Client):
+        self._client = client
+
+    @overload
+    def create(
+        self, *, model: str, messages: Any, stream: Literal[False] = False, **params: Any
+    ) -> RawResponse[RoutedCompletion]: ...
+
+    @overload
+    def create(
+        self, *, model: str, messages: Any, stream: Literal[True], **params: Any
+    ) -> RawResponse[Stream]: ...
+
+    def create(self, *, model: str, messages: Any, stream: bool = False, **params: Any) -> RawResponse:
+        """``create``'s answer with its headers: ``.headers``, ``.parse()``."""
+        inner = self._client._async.chat.completions._create
+        answer, headers = self._client._loop.run(inner(model, messages, stream, params))
+        if isinstance(answer, AsyncStream):
+            return RawResponse(Stream(answer, self._client._loop), headers)
+        return RawResponse(answer, headers)
+
+
 class Chat:
     """``client.chat``."""
 
@@ -282,13 +347,24 @@ class Chat:
 class Client:
     """bitrate in-process, blocking; same arguments as :class:`AsyncClient`."""
 
-    def __init__(self, policy: str | Path | Policy | None = None, *, engine: Engine | None = None):
-        self._async = AsyncClient(policy, engine=engine)
-        self._loop = _Loop()
+    def __init__(
+        self,
+        policy: str | Path | Policy | None = None,
+        *,
+        engine: Engine | None = None,
+        timeout: float | None = None,
+    ):
+        self._async = AsyncClient(policy, engine=engine, timeout=timeout)
+        self._loop = BackgroundLoop()
         self.engine = self._async.engine
         """The routing engine (also answers ``explain``)."""
         self.chat = Chat(self)
         """``chat.completions.create(...)``, as in the openai client."""
+
+    @property
+    def timeout(self) -> float | None:
+        """Default ``timeout=`` of each call, in seconds."""
+        return self._async.timeout
 
     def start(self) -> None:
         """Build the backends now rather than on the first call."""

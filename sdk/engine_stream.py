@@ -18,21 +18,37 @@ got its ``finish_reason``. A stream that ends without such a chunk gets one extr
 final chunk (no choices) carrying ``bitrate``.
 
 A failure after the first chunk raises the backend's ``BackendError`` from the iterator.
+
+A :class:`StreamTap` set as ``stream.tap`` sees every batch as it is sent, and ``done()`` once
+the stream reached ``done`` (never for a failed or closed one): the live runtime assembles a
+sampled answer there for its shadow job, after the caller has had every chunk.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from sdk.backends.base import Backend, close_iterator, flatten, singletons
 from sdk.decision import Decision
 from sdk.errors import InternalError
 from sdk.protocol import ChatCompletionChunk, ChatRequest
 
-__all__ = ["RoutedStream", "buffer_stream", "chunk_texts", "open_stream"]
+__all__ = ["RoutedStream", "StreamTap", "buffer_stream", "chunk_texts", "open_stream"]
 
 State = Literal["ready", "streaming", "done", "closed"]
+
+
+class StreamTap(Protocol):
+    """Watches a routed stream (see the module docstring)."""
+
+    def batch(self, chunks: Sequence[ChatCompletionChunk]) -> None:
+        """Chunks about to be sent to the caller."""
+        ...
+
+    def done(self) -> None:
+        """The stream ended well (the caller has every chunk)."""
+        ...
 
 
 async def open_stream(
@@ -112,6 +128,8 @@ class RoutedStream:
         self._finished: set[int] = set()
         self.state: State = "ready"
         """``ready``, ``streaming``, ``done`` or ``closed``."""
+        self.tap: StreamTap | None = None
+        """Sees the batches and the end of a stream that ended well (see the module docstring)."""
 
     def __aiter__(self) -> AsyncIterator[ChatCompletionChunk]:
         if not self._gens:
@@ -156,11 +174,15 @@ class RoutedStream:
                             tagged = True
                             break
                 last = batch[-1]
+                if self.tap is not None:
+                    self.tap.batch(batch)
                 yield batch
         finally:
             await self._finish()
         if last is not None and not tagged:
             yield [_meta_chunk(last, self.decision)]
+        if self.tap is not None and self.state == "done":
+            self.tap.done()
 
     async def _finish(self) -> None:
         tail, self._tail = self._tail, None

@@ -49,9 +49,10 @@ import numpy as np
 from sdk.decision import TaskGuess, Verdict
 from sdk.detect.base import DetectContext, last_user_text
 from sdk.detect.embedding import shared_minilm
-from sdk.embed import Embedder, HashingEmbedder, VectorIndex
+from sdk.detect.offline import EvidenceDetection
+from sdk.embed import BLOCK_ROWS, Embedder, HashingEmbedder, VectorIndex
 from sdk.protocol import ChatRequest
-from sdk.stats import PairedCounts, design_effect_of, newcombe_paired_interval, paired_counts, z_two_sided
+from sdk.stats import z_two_sided
 
 __all__ = [
     "Calibration",
@@ -128,18 +129,18 @@ def _upper_bounds(
 
     With ``groups`` (one prompt id per item), each prefix's interval is widened by the square
     root of its design effect (:func:`_prefix_design_effects`): the items of one prompt share a
-    response, so they count for less than as many independent items."""
+    response, so they count for less than as many independent items. All prefixes at once, in
+    numpy: :func:`_newcombe_highs` is :func:`sdk.stats.newcombe_paired_interval`'s upper end
+    over arrays (a test pins the two together)."""
     n = len(student)
     diffs = frontier - student
     m = np.arange(1, n + 1)
     mean = np.cumsum(diffs) / m
-    if paired_counts(student.tolist(), frontier.tolist()) is not None:
-        cum = {
-            key: np.cumsum((frontier == fv) & (student == sv))
-            for key, fv, sv in (("both", 1, 1), ("breaks", 1, 0), ("fixes", 0, 1), ("neither", 0, 0))
-        }
-        tables = (PairedCounts(**{k: int(v[j]) for k, v in cum.items()}) for j in range(n))
-        highs = np.array([newcombe_paired_interval(t, confidence)[1] for t in tables])
+    binary = bool(np.all((student == 0) | (student == 1)) and np.all((frontier == 0) | (frontier == 1)))
+    if binary:
+        cells = [np.cumsum((frontier == fv) & (student == sv)) for fv, sv in ((1, 1), (1, 0), (0, 1), (0, 0))]
+        both, breaks, fixes, neither = (c.astype(np.float64) for c in cells)
+        highs = _newcombe_highs(both, breaks, fixes, neither, confidence)
     else:
         var = np.maximum(np.cumsum(diffs * diffs) / m - mean * mean, 0.0) * m / np.maximum(m - 1, 1)
         sd = np.where(m > 1, np.sqrt(var), 1.0)
@@ -149,34 +150,64 @@ def _upper_bounds(
     return np.minimum(1.0, mean + np.sqrt(_prefix_design_effects(diffs, groups)) * (highs - mean))
 
 
+def _wilson(hits: np.ndarray, n: np.ndarray, z: float) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`sdk.stats.wilson_interval` over arrays."""
+    p = hits / n
+    denom = 1.0 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return np.maximum(0.0, centre - half), np.minimum(1.0, centre + half)
+
+
+def _newcombe_highs(
+    both: np.ndarray, breaks: np.ndarray, fixes: np.ndarray, neither: np.ndarray, confidence: float
+) -> np.ndarray:
+    """Upper ends of :func:`sdk.stats.newcombe_paired_interval` for arrays of paired tables
+    (floats, so the marginal products cannot overflow)."""
+    z = z_two_sided(confidence)
+    n = both + breaks + fixes + neither
+    p_f, p_s = (both + breaks) / n, (both + fixes) / n
+    l_s, _u_s = _wilson(both + fixes, n, z)
+    _l_f, u_f = _wilson(both + breaks, n, z)
+    product = (both + breaks) * (fixes + neither) * (both + fixes) * (breaks + neither)
+    raw = both * neither - breaks * fixes
+    adjusted = np.where(raw > n / 2, raw - n / 2, np.where(raw < 0, raw, 0.0))
+    phi = np.where(product > 0, adjusted / np.sqrt(np.where(product > 0, product, 1.0)), 0.0)
+    upper_sq = (p_s - l_s) ** 2 - 2 * phi * (p_s - l_s) * (u_f - p_f) + (u_f - p_f) ** 2
+    return np.minimum(1.0, p_f - p_s + np.sqrt(np.maximum(0.0, upper_sq)))
+
+
 def _prefix_design_effects(diffs: np.ndarray, groups: np.ndarray) -> np.ndarray:
-    """:func:`sdk.stats.design_effect` of every prefix ``diffs[:m]`` (m = 1..n), in one pass:
-    the cluster sums are updated item by item, so a prefix may hold part of a prompt's items."""
+    """:func:`sdk.stats.design_effect` of every prefix ``diffs[:m]`` (m = 1..n), all at once: the
+    running cluster sums are exclusive cumulative sums within each group, so a prefix may hold
+    part of a prompt's items (the rules are :func:`sdk.stats.design_effect_of`'s)."""
     n = len(diffs)
-    out = np.empty(n)
-    sums: dict[object, float] = {}
-    sizes: dict[object, int] = {}
-    s_dd = s_dn = s_nn = total = squares = 0.0
-    for j, (d, g) in enumerate(zip(diffs.tolist(), groups.tolist(), strict=True)):
-        old_d, old_n = sums.get(g, 0.0), sizes.get(g, 0)
-        sums[g], sizes[g] = old_d + d, old_n + 1
-        s_dd += (old_d + d) ** 2 - old_d**2
-        s_dn += (old_d + d) * (old_n + 1) - old_d * old_n
-        s_nn += 2 * old_n + 1
-        total += d
-        squares += d * d
-        out[j] = _design_effect(j + 1, len(sums), total, squares, s_dd, s_dn, s_nn)
-    return out
-
-
-def _design_effect(
-    n: int, clusters: int, total: float, squares: float, s_dd: float, s_dn: float, s_nn: float
-) -> float:
-    """:func:`sdk.stats.design_effect_of` from running sums (the rules are that function's)."""
-    mean = total / n
-    within = max(squares - n * mean * mean, 0.0)
-    between = max(s_dd - 2 * mean * s_dn + mean * mean * s_nn, 0.0)
-    return design_effect_of(n, clusters, within, between, s_nn / n)
+    if n == 0:
+        return np.zeros(0)
+    _keys, ids = np.unique(np.asarray(groups), return_inverse=True)
+    order = np.argsort(ids, kind="stable")
+    d_sorted, g_sorted = diffs[order], ids[order]
+    first = np.r_[True, g_sorted[1:] != g_sorted[:-1]]
+    segment = np.cumsum(first) - 1
+    starts = np.flatnonzero(first)
+    csum = np.cumsum(d_sorted)
+    old_d, old_n = np.empty(n), np.empty(n)
+    old_d[order] = csum - d_sorted - (csum[starts] - d_sorted[starts])[segment]
+    old_n[order] = np.arange(n) - starts[segment]
+    m = np.arange(1, n + 1, dtype=np.float64)
+    total, squares = np.cumsum(diffs), np.cumsum(diffs * diffs)
+    s_dd = np.cumsum(2 * old_d * diffs + diffs * diffs)
+    s_dn = np.cumsum(old_d + diffs * old_n + diffs)
+    s_nn = np.cumsum(2 * old_n + 1)
+    clusters = np.cumsum(old_n == 0)
+    mean = total / m
+    within = np.maximum(squares - m * mean * mean, 0.0)
+    between = np.maximum(s_dd - 2 * mean * s_dn + mean * mean * s_nn, 0.0)
+    worst = s_nn / m
+    estimable = (clusters >= 2) & (m >= 2) & (within > 1e-12 * m)
+    safe_c, safe_w = np.maximum(clusters - 1, 1), np.where(estimable, within, 1.0)
+    ratio = (clusters / safe_c * between / (m * m)) / (safe_w / np.maximum(m - 1, 1) / m)
+    return np.where(estimable, np.maximum(1.0, ratio), worst)
 
 
 def calibrate(
@@ -196,16 +227,14 @@ def calibrate(
     order = np.argsort(estimates, kind="stable")
     est, s, f = estimates[order], student[order], frontier[order]
     highs = _upper_bounds(s, f, confidence, None if groups is None else groups[order])
-    best = Calibration(-math.inf, 0.0, 0, 0.0, 0.0)
-    for m in range(1, len(est) + 1):
-        if m < len(est) and est[m] == est[m - 1]:
-            continue  # cut only between distinct estimates
-        if est[m - 1] > cap:
-            break
-        if highs[m - 1] <= max_loss:
-            loss = float((f[:m] - s[:m]).mean())
-            best = Calibration(float(est[m - 1]), m / len(est), m, loss, float(highs[m - 1]))
-    return best
+    n = len(est)
+    cuts = np.r_[est[1:] != est[:-1], True] if n else np.zeros(0, dtype=bool)  # cut between distinct
+    ok = cuts & (est <= cap) & (highs <= max_loss)
+    if not ok.any():
+        return Calibration(-math.inf, 0.0, 0, 0.0, 0.0)
+    m = int(np.flatnonzero(ok)[-1]) + 1
+    loss = float((f[:m] - s[:m]).mean())
+    return Calibration(float(est[m - 1]), m / n, m, loss, float(highs[m - 1]))
 
 
 def _crossfit_once(
@@ -332,6 +361,7 @@ class PromptEstimator:
         self.confidence = confidence
         self.settings = settings
         self._labels = np.asarray(index.labels)
+        self._groups: np.ndarray | None = None
         self._outside = {c: np.flatnonzero(self._labels != c) for c in set(index.labels)}
         self.typical, self.background = index.scale()
         self.calibration = self._calibrate()
@@ -345,22 +375,35 @@ class PromptEstimator:
         max_loss: float,
         confidence: float,
         settings: EstimatorSettings = EstimatorSettings(),
+        labels: Sequence[str] | None = None,
+        safe: Sequence[str] | None = None,
     ) -> PromptEstimator:
-        """Build from a :class:`sdk.profile.Profile` with evidence (embeds every evidence prompt once)."""
+        """Build from a :class:`sdk.profile.Profile` with evidence (embeds every evidence prompt once).
+
+        ``labels`` (one per evidence item) replaces the items' categories, e.g. with the tasks the
+        route's detectors give them; items labelled ``unknown`` are left out, each label's prior is
+        its items' mean loss, and ``safe`` lists the labels the profile's own safe set becomes."""
         items = list(getattr(profile, "evidence", None) or [])
-        index = VectorIndex.build(embedder, [i.prompt for i in items], [i.category for i in items])
         stats = getattr(profile, "categories", {})
-        safe = [name for name, st in stats.items() if st.verdict_at(max_loss, confidence) == "safe"]
+        if labels is None:
+            names = [i.category for i in items]
+            prior = {name: st.loss for name, st in stats.items()}
+            safe = [name for name, st in stats.items() if st.verdict_at(max_loss, confidence) == "safe"]
+        else:
+            kept = [j for j, label in enumerate(labels) if label != "unknown"]
+            items, names = [items[j] for j in kept], [labels[j] for j in kept]
+            prior = _mean_by(names, [i.frontier - i.student for i in items])
+        index = VectorIndex.build(embedder, [i.prompt for i in items], names)
         return cls(
             embedder,
             index,
             [i.student for i in items],
             [i.frontier for i in items],
-            {name: st.loss for name, st in stats.items()},
+            prior,
             max_loss=max_loss,
             confidence=confidence,
             settings=settings,
-            safe_categories=safe,
+            safe_categories=safe or (),
         )
 
     @property
@@ -431,42 +474,122 @@ class PromptEstimator:
         category prior. With ``pool`` (a mask over the evidence), only the pooled items are
         neighbours and prior, for every item, pooled or not. These out-of-sample estimates are
         what calibration uses."""
+        return self.loo_estimates_many([pool])[0]
+
+    def loo_estimates_many(self, pools: Sequence[np.ndarray | None]) -> list[np.ndarray]:
+        """:meth:`loo_estimates` for several pools from one pass over the similarities: each
+        category's items are compared with their candidate neighbours (the category's items, or
+        all items without ``within_category``) one block of rows at a time."""
         n = len(self.index)
-        labels = self._labels
         groups = self._prompt_groups()
-        pool = np.ones(n, dtype=bool) if pool is None else pool
-        out = np.empty(n)
-        for j in range(n):
-            keep = pool & (groups != groups[j])
-            same = keep & (labels == labels[j])
-            prior = float(self.diffs[same].mean()) if same.any() else self._mean_or_zero(keep)
-            sims = self.index.similarities(self.index.matrix[j]).copy()
-            sims[~(same if self.settings.within_category else keep)] = -np.inf
-            out[j] = self._shrunk(sims, prior)[0]
-        return out
+        masks = [np.ones(n, dtype=bool) if pool is None else pool for pool in pools]
+        priors = [self._loo_priors(mask, groups) for mask in masks]
+        outs = [np.empty(n) for _ in masks]
+        for rows, cols in self._candidate_sets():
+            matrix = self.index.matrix[cols]
+            for start in range(0, len(rows), BLOCK_ROWS):
+                block = rows[start : start + BLOCK_ROWS]
+                sims = self.index.matrix[block] @ matrix.T
+                same = groups[block][:, None] == groups[cols][None, :]
+                for out, mask, prior in zip(outs, masks, priors, strict=True):
+                    masked = np.where(same | ~mask[cols][None, :], -np.inf, sims)
+                    out[block] = self._shrunk_rows(masked, cols, prior[block])[0]
+        return outs
+
+    def _candidate_sets(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """``(rows, candidate columns)``: per category when neighbours stay within it."""
+        everyone = np.arange(len(self.index))
+        if not self.settings.within_category:
+            return [(everyone, everyone)]
+        return [(idx, idx) for idx in (np.flatnonzero(self._labels == c) for c in np.unique(self._labels))]
+
+    def _loo_priors(self, pool: np.ndarray, groups: np.ndarray) -> np.ndarray:
+        """Per item: the mean loss of the pooled items of its category outside its prompt, else
+        of all pooled items outside its prompt, else 0 (the prior :meth:`loo_estimates` uses)."""
+        _names, labels = np.unique(self._labels, return_inverse=True)
+        weights = pool.astype(np.float64)
+        loss = self.diffs * weights
+        cell = labels * (int(groups.max()) + 1 if len(groups) else 1) + groups
+        _cells, cell_ids = np.unique(cell, return_inverse=True)
+
+        def sums(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            return np.bincount(ids, loss)[ids], np.bincount(ids, weights)[ids]
+
+        (lab_s, lab_n), (cell_s, cell_n), (grp_s, grp_n) = sums(labels), sums(cell_ids), sums(groups)
+        num, den = lab_s - cell_s, lab_n - cell_n
+        all_num, all_den = loss.sum() - grp_s, weights.sum() - grp_n
+        fallback = np.where(all_den > 0, all_num / np.where(all_den > 0, all_den, 1.0), 0.0)
+        return np.where(den > 0, num / np.where(den > 0, den, 1.0), fallback)
+
+    def _shrunk_rows(
+        self, sims: np.ndarray, cols: np.ndarray, priors: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`_shrunk` for a block of rows (``sims`` over the evidence items ``cols``):
+        ``(estimates, n_eff)``."""
+        if sims.shape[1] == 0:
+            return priors.astype(np.float64), np.zeros(len(priors))
+        top = self.index.nearest_rows(sims, self.settings.k)
+        w = self._weights(np.take_along_axis(sims, top, axis=1))
+        n_eff = w.sum(axis=1)
+        k0 = self.settings.k0
+        return ((w * self.diffs[cols][top]).sum(axis=1) + k0 * priors) / (n_eff + k0), n_eff
+
+    def estimate_many(self, vectors: np.ndarray, categories: Sequence[str | None]) -> list[PromptEstimate]:
+        """:meth:`estimate_vector` for many embedded prompts, one matrix product per block and
+        category (the same estimates up to float rounding)."""
+        out: dict[int, PromptEstimate] = {}
+        within = self.settings.within_category
+        keys = [c if within and c in self._outside else None for c in categories]
+        for key in dict.fromkeys(keys):
+            rows = np.array([i for i, k in enumerate(keys) if k == key], dtype=np.int64)
+            cols = np.arange(len(self.index)) if key is None else np.flatnonzero(self._labels == key)
+            for start in range(0, len(rows), BLOCK_ROWS):
+                block = rows[start : start + BLOCK_ROWS]
+                cats = [categories[i] for i in block]
+                prior = np.array([self.category_loss.get(c or "", self.overall_loss) for c in cats])
+                losses, n_eff = self._shrunk_rows(vectors[block] @ self.index.matrix[cols].T, cols, prior)
+                for i, cat, loss, ne, pr in zip(block, cats, losses, n_eff, prior, strict=True):
+                    out[int(i)] = PromptEstimate(float(loss), float(ne), float(pr), self._verdict(loss, cat))
+        return [out[i] for i in range(len(vectors))]
 
     def _mean_or_zero(self, mask: np.ndarray) -> float:
         return float(self.diffs[mask].mean()) if mask.any() else 0.0
 
     def _prompt_groups(self) -> np.ndarray:
         """Group id per evidence item: items whose vectors coincide share a prompt."""
-        keys = [row.tobytes() for row in self.index.matrix]
-        ids: dict[bytes, int] = {}
-        return np.array([ids.setdefault(key, len(ids)) for key in keys])
+        if self._groups is None:
+            keys = [row.tobytes() for row in self.index.matrix]
+            ids: dict[bytes, int] = {}
+            self._groups = np.array([ids.setdefault(key, len(ids)) for key in keys], dtype=np.int64)
+        return self._groups
 
     def _calibrate(self) -> Calibration:
         if len(self.index) == 0:
             return Calibration(-math.inf, 0.0, 0, 0.0, 0.0)
+        groups = self._prompt_groups()
+        folds = 5
+        fold = prompt_folds(groups, folds)
+        rests = [fold != k for k in range(folds)]
+        loo, *refits = self.loo_estimates_many([None, *rests])
+        by_rest = {rest.tobytes(): est for rest, est in zip(rests, refits, strict=True)}
         return crossfit_calibrate(
-            self.loo_estimates(),
+            loo,
             self.student,
             self.frontier,
-            self._prompt_groups(),
+            groups,
             max_loss=self.max_loss,
             confidence=self.confidence,
             cap=self.max_loss if self.settings.cap_at_tolerance else math.inf,
-            refit=self.loo_estimates,
+            folds=folds,
+            refit=lambda rest: by_rest[rest.tobytes()],
         )
+
+
+def _mean_by(keys: Sequence[str], values: Sequence[float]) -> dict[str, float]:
+    sums: dict[str, list[float]] = {}
+    for key, value in zip(keys, values, strict=True):
+        sums.setdefault(key, []).append(value)
+    return {key: math.fsum(v) / len(v) for key, v in sums.items()}
 
 
 def make_embedder(kind: str, evidence_prompts: Sequence[str]) -> Embedder:
@@ -478,16 +601,35 @@ def make_embedder(kind: str, evidence_prompts: Sequence[str]) -> Embedder:
     return HashingEmbedder().fit(list(evidence_prompts))
 
 
-def from_context(ctx: DetectContext, settings: EstimatorSettings = EstimatorSettings()) -> PromptEstimator:
-    """The engine's factory: an estimator over the route's profile evidence at the route's tolerance."""
+def from_context(
+    ctx: DetectContext,
+    settings: EstimatorSettings = EstimatorSettings(),
+    *,
+    detection: EvidenceDetection | None = None,
+) -> PromptEstimator:
+    """The engine's factory: an estimator over the route's profile evidence at the route's tolerance.
+
+    With ``detection`` measuring a learnt detector (``sdk.detect.offline``), each evidence item
+    counts under the task the route's detectors give it, as a live prompt would: its category's
+    neighbours, prior and safe set are the detected ones, and items left ``unknown`` (which never
+    get an estimate live) are left out; the threshold is then calibrated on what detection does."""
     tol = ctx.route.tolerance
     profile = ctx.profile
     assert profile is not None, "an estimator is built only for a route with a profile"
+    measured = detection.measured() if detection is not None else None
+    labels = [g.task for g in measured.guesses] if measured is not None else None
     prompts = [item.prompt for item in profile.evidence or []]
+    safe = None
+    if measured is not None:
+        labelled = {c: st.verdict_at(tol.max_loss, tol.confidence) for c, st in profile.categories.items()}
+        detected = {c: v.verdict for c, v in measured.verdicts.items()}
+        safe = [c for c in {*labelled, *detected} if detected.get(c, labelled.get(c)) == "safe"]
     return PromptEstimator.from_profile(
         profile,
         make_embedder(settings.embedder, prompts),
         max_loss=tol.max_loss,
         confidence=tol.confidence,
         settings=settings,
+        labels=labels,
+        safe=safe,
     )

@@ -26,8 +26,12 @@ from pydantic import (
 
 from sdk import embedded
 from sdk.backends.config import ModelConfig, env_var_name
+from sdk.cascade_config import CascadeConfig
 from sdk.config_model import StrictModel
 from sdk.errors import ConfigError
+from sdk.live.capture_config import CaptureConfig
+from sdk.live.config import LiveConfig
+from sdk.live.shadow_config import ShadowConfig, shadow_problems
 from sdk.yaml_config import Problem, validate_yaml_model
 
 __all__ = [
@@ -196,12 +200,21 @@ class RouteConfig(StrictModel):
     """Checks on the student's answer; a failure sends the request to the frontier."""
     per_prompt: bool = False
     """Use per-prompt loss estimates when the profile carries per-item evidence."""
+    cascade: CascadeConfig | None = None
+    """Let the student answer first and keep its answer when it is confident enough (``sdk.cascade``);
+    not with ``per_prompt``. Unset: no cascade."""
     profile_models_must_match: bool = True
     """Refuse to serve (and fail ``bitrate policy check``) when the profile was measured on other
     models than this route's: the profile's recorded ``student.model`` / ``frontier.model`` must
     equal the ``model`` of the route's student / frontier (an imported profile may instead record
     the policy's name for it, as ``profile import --student-name/--frontier-name`` do). A side the
     profile recorded no model for is not compared. ``false`` reuses a profile deliberately."""
+    shadow: ShadowConfig = Field(default_factory=ShadowConfig)
+    """Live evidence: shadow traffic, spot checks and their grading (``sdk.live.shadow_config``);
+    off unless ``rate`` or ``spot_check`` is set."""
+    capture: CaptureConfig = Field(default_factory=CaptureConfig)
+    """Frontier answers kept as training data (``sdk.live.capture_config``): on when
+    ``capture.enabled`` is true, or unset and ``live.capture`` is true; needs the policy's ``live:``."""
 
 
 class ServerSettings(StrictModel):
@@ -220,6 +233,9 @@ class ServerSettings(StrictModel):
     """Serve the readiness probe at ``/readyz``."""
     log_bodies: bool = False
     """Log request and response bodies (they may hold personal data)."""
+    log_format: Literal["plain", "json"] = "plain"
+    """How ``bitrate serve`` logs: ``plain`` lines (a request's line as ``key=value`` pairs) or
+    ``json``, one object a line (``bitrate serve --log-format`` overrides it)."""
     request_timeout: float = Field(default=120.0, gt=0)
     """Seconds one request may take end to end, its body's upload included."""
     header_timeout: float = Field(default=10.0, gt=0)
@@ -262,6 +278,9 @@ class Policy(StrictModel):
     """Routes by name (the ``model`` a client sends)."""
     server: ServerSettings = Field(default_factory=ServerSettings)
     """Gateway settings."""
+    live: LiveConfig | None = None
+    """Live safety (``sdk.live``): where live observations and verdicts are kept; routes with
+    ``shadow`` traffic need it. Unset: no live monitor."""
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
     _source: str | None = PrivateAttr(default=None)
 
@@ -289,7 +308,19 @@ class Policy(StrictModel):
                     known = ", ".join(sorted(self.models))
                     msg = f"no model named '{target}' (models: {known})"
                     problems.append((("routes", name, side), msg))
+            problems += shadow_problems(name, route.shadow, self.models, has_live=self.live is not None)
+            if route.cascade is not None and route.per_prompt:
+                why = "cascade and per_prompt cannot be combined (a cascade is calibrated on categories)"
+                problems.append((("routes", name, "cascade"), why))
+            if route.capture.enabled and self.live is None:
+                message = "capture needs the policy's `live:` section (the store the answers are kept in)"
+                problems.append((("routes", name, "capture"), message))
         return problems
+
+    @property
+    def base_dir(self) -> Path:
+        """The directory relative paths in the policy resolve against (the policy file's)."""
+        return self._base_dir
 
     @property
     def source(self) -> str | None:

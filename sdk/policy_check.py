@@ -13,7 +13,8 @@ what                refused when
 a route's profile   unreadable, not UTF-8, not JSON, invalid or contradicting itself
                     (``sdk.profile.load_profile``), or measured on other models than the
                     route's, unless the route sets ``profile_models_must_match: false``
-a model's API key   ``api_key_env`` names a variable that is unset or empty
+a model's API key   ``api_key_env`` names a variable that is unset or empty (``OPENAI_API_KEY``
+                    for an ``openai`` backend that leaves out ``base_url`` and ``api_key_env``)
 a local model       its optional dependency is not installed, or its directory is missing
                     or holds no ``config.json``
 the gateway's keys  ``server.api_keys_env`` names a variable that is unset or empty
@@ -155,6 +156,10 @@ def _key_findings(name: str, config: OpenAIConfig, env: Mapping[str, str]) -> It
     variable = config.api_key_env
     if variable and not env.get(variable, "").strip():
         message = f"environment variable {variable} is not set or empty; it must hold the API key of '{name}'"
+        if "api_key_env" in config.env_defaults:
+            message += (
+                f" (no base_url and no api_key_env: it calls {config.base_url} as the openai client does)"
+            )
         yield ("models", name, "api_key_env"), message
 
 

@@ -39,6 +39,7 @@ __all__ = [
     "EvidenceItem",
     "ModelIdentity",
     "Profile",
+    "StudentConfidence",
     "SuiteInfo",
     "Tolerance",
     "load_profile",
@@ -191,6 +192,17 @@ class CategoryStats(_Figures):
         return verdict(low, high, max_loss)
 
 
+class StudentConfidence(_Figures):
+    """The student's own confidence in one answer, from its token log-probabilities."""
+
+    mean_logprob: float = Field(le=0.0)
+    """Mean log-probability of the answer's tokens (0: certain of every token)."""
+    min_logprob: float = Field(le=0.0)
+    """Log-probability of the answer's least likely token."""
+    tokens: int | None = Field(default=None, ge=1)
+    """Tokens the log-probabilities cover, if known."""
+
+
 class EvidenceItem(_Figures):
     """One measured item, kept so a per-prompt estimator can learn from it."""
 
@@ -204,6 +216,9 @@ class EvidenceItem(_Figures):
     """Student score in [0, 1]."""
     frontier: float = Field(ge=0.0, le=1.0)
     """Frontier score in [0, 1]."""
+    confidence: StudentConfidence | None = None
+    """The student's confidence in its answer, when it was recorded (``bitrate profile build``
+    asks the student for token log-probabilities); what a route's ``cascade`` is calibrated on."""
 
 
 class Profile(_Figures):

@@ -4,14 +4,17 @@
 PyYAML composes the document into a node tree that keeps each node's position;
 pydantic reports errors by key path (``loc``). Walking the tree along the path
 gives the line. This module is the one boundary where YAML and pydantic errors
-become :class:`~sdk.errors.ConfigError`.
+become :class:`~sdk.errors.ConfigError`. An unknown key names the closest known one
+("did you mean 'tolerance'?"), found by walking the model's fields along the same path.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import difflib
+import types
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -19,7 +22,7 @@ from pydantic import BaseModel, ValidationError
 from sdk.errors import ConfigError
 from sdk.textfile import read_text
 
-__all__ = ["Problem", "load_yaml_model", "located", "node_line", "validate_yaml_model"]
+__all__ = ["Problem", "keys_at", "load_yaml_model", "located", "node_line", "validate_yaml_model"]
 
 M = TypeVar("M", bound=BaseModel)
 Problem = tuple[tuple[str, ...], str]
@@ -107,22 +110,61 @@ def node_line(root: yaml.Node | None, loc: Sequence[object]) -> tuple[int | None
     return line, ".".join(parts)
 
 
-def _errors(exc: ValidationError) -> list[tuple[tuple[object, ...], str]]:
+def _errors(exc: ValidationError, model: type[BaseModel]) -> list[tuple[tuple[object, ...], str]]:
     """Every error as ``(loc, message)``; an unknown key comes first. A misspelt key shows up
     twice (unknown key + required key missing): the typo is named, not the missing key."""
     errors = exc.errors(include_url=False)
     typo_parents = {tuple(e["loc"][:-1]) for e in errors if e["type"] == "extra_forbidden"}
     kept = [e for e in errors if not (e["type"] == "missing" and tuple(e["loc"][:-1]) in typo_parents)]
     kept.sort(key=lambda e: e["type"] != "extra_forbidden")  # stable: otherwise pydantic's order
-    return [(tuple(e["loc"]), _message(e["type"], e["msg"])) for e in kept]
+    return [(tuple(e["loc"]), _message(e["type"], e["msg"], model, tuple(e["loc"]))) for e in kept]
 
 
-def _message(kind: str, msg: str) -> str:
+def _message(kind: str, msg: str, model: type[BaseModel], loc: tuple[object, ...]) -> str:
     if kind == "extra_forbidden":
-        return "unknown key"
+        close = difflib.get_close_matches(str(loc[-1]), keys_at(model, loc[:-1]), n=1, cutoff=0.6)
+        return f"unknown key (did you mean '{close[0]}'?)" if close else "unknown key"
     if kind == "missing":
         return "required key is missing"
     return msg.removeprefix("Value error, ")
+
+
+def keys_at(model: Any, loc: Sequence[object]) -> list[str]:
+    """The keys the mapping at ``loc`` (a pydantic error path into ``model``) may hold: the field
+    names of the model found there, or ``[]`` when the path leads to no model."""
+    origin = get_origin(model)
+    if origin is Annotated:
+        return keys_at(get_args(model)[0], loc)
+    if origin is Union or origin is types.UnionType:
+        members = [m for m in get_args(model) if m is not type(None)]
+        if len(members) == 1:  # Optional[X]: pydantic adds no tag to the path
+            return keys_at(members[0], loc)
+        tagged = [m for m in members if loc and _tagged(m, loc[0])]
+        return keys_at(tagged[0], loc[1:]) if tagged else []
+    is_model = isinstance(model, type) and issubclass(model, BaseModel)
+    if not loc:
+        return list(model.model_fields) if is_model else []
+    if is_model:
+        field = model.model_fields.get(str(loc[0]))
+        return keys_at(field.annotation, loc[1:]) if field is not None else []
+    if origin is not None and isinstance(origin, type) and issubclass(origin, Mapping):
+        return keys_at(get_args(model)[-1], loc[1:])
+    if origin in (list, tuple, set, frozenset):
+        return keys_at(get_args(model)[0], loc[1:])
+    return []
+
+
+def _tagged(member: Any, tag: object) -> bool:
+    """Whether ``tag`` (a part of pydantic's error path inside a union) selects ``member``: its class
+    name, or the value of a ``Literal`` field (a discriminated union's tag)."""
+    if not (isinstance(member, type) and issubclass(member, BaseModel)):
+        return False
+    if member.__name__ == tag:
+        return True
+    return any(
+        get_origin(f.annotation) is Literal and tag in get_args(f.annotation)
+        for f in member.model_fields.values()
+    )
 
 
 def validate_yaml_model(
@@ -145,7 +187,7 @@ def validate_yaml_model(
     try:
         value = model.model_validate(data, context=context)
     except ValidationError as exc:
-        errors = [_located(path, root, loc, msg) for loc, msg in _errors(exc)]
+        errors = [_located(path, root, loc, msg) for loc, msg in _errors(exc, model)]
         errors[0].__cause__ = exc
         return None, errors
     found = problems(value) if problems is not None else ()

@@ -29,14 +29,18 @@ FORBIDDEN = {
 DEFERRED_OK = {
     # `bitrate --help` and every other command start without loading FastAPI/uvicorn
     ("bitrate_cli.serve", "gateway.app"),
+    ("bitrate_cli.serve", "gateway.banner"),
     ("bitrate_cli.demo", "gateway.app"),
     ("bitrate_cli.demo", "gateway.local"),
     # numpy, torch or a sentence model behind these: loaded when first needed, so routing stays light
     ("sdk.engine", "sdk.estimate"),
+    ("sdk.cascade", "sdk.cascade_fit"),
     ("sdk.detect.registry", "sdk.detect.lexical"),
     ("sdk.detect.registry", "sdk.detect.embedding"),
     ("sdk.backends.transformers_local", "sdk.backends.hf_model"),
     ("sdk.backends.transformers_local", "sdk.backends.hf_worker"),
+    # torch, transformers and accelerate behind a distillation run: `bitrate capture export` stays light
+    ("profiles.distill", "profiles.distill.trainer"),
 }
 
 

@@ -3,28 +3,18 @@
 from __future__ import annotations
 
 import math
-import re
 from typing import TYPE_CHECKING
 
 from pydantic import Field
 
 from profiles.graders.base import Grader, register
+from sdk.textmatch import last_number
 
 if TYPE_CHECKING:
     from profiles.suites.item import Item
 
 __all__ = ["Numeric", "last_number"]
 
-# optional sign, digits with thousands commas, optional decimals; or a bare decimal like .5
-_NUMBER = re.compile(r"[-−]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|[-−]?\.\d+")
-
-
-def last_number(text: str) -> float | None:
-    """The last number written in ``text`` ("$1,234.50" -> 1234.5), or None."""
-    found = _NUMBER.findall(text)
-    if not found:
-        return None
-    return float(found[-1].replace(",", "").replace("−", "-"))
 
 
 @register

@@ -3,24 +3,18 @@
 from __future__ import annotations
 
 import re
-import string
 from typing import TYPE_CHECKING
 
 from pydantic import Field, field_validator
 
 from profiles.graders.base import Grader, register
+from sdk.textmatch import normalise
 
 if TYPE_CHECKING:
     from profiles.suites.item import Item
 
 __all__ = ["Agreement", "Exact", "MultipleChoice", "Normalised", "Regex", "normalise"]
 
-_PUNCT = str.maketrans({c: " " for c in string.punctuation})
-
-
-def normalise(text: str) -> str:
-    """Lower case, punctuation to spaces, whitespace collapsed."""
-    return " ".join(text.lower().translate(_PUNCT).split())
 
 
 def references(item: Item) -> list[str]:

@@ -3,19 +3,29 @@
 A discriminated union on ``backend``; unknown keys are rejected at load, and so are a
 ``base_url`` that is not http(s) and an ``api_key_env`` that is not a variable name (an API
 key pasted there is refused without being echoed).
+
+An ``openai`` backend without ``base_url`` follows the official ``openai`` client: it calls
+``$OPENAI_BASE_URL`` (else ``https://api.openai.com/v1``) with the key in ``$OPENAI_API_KEY``
+(unless ``api_key_env`` names another variable). With a ``base_url`` in the file, a key is sent
+only when ``api_key_env`` names its variable: a key meant for OpenAI never goes to another server.
+The environment is read when the policy is loaded.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from sdk.config_model import StrictModel
 
 __all__ = [
+    "OPENAI_API_KEY_ENV",
+    "OPENAI_BASE_URL_ENV",
+    "OPENAI_DEFAULT_BASE_URL",
     "ModelConfig",
     "OpenAIConfig",
     "Price",
@@ -23,7 +33,15 @@ __all__ = [
     "TransformersConfig",
     "VLLMConfig",
     "env_var_name",
+    "http_url",
 ]
+
+OPENAI_DEFAULT_BASE_URL = "https://api.openai.com/v1"
+"""Where an ``openai`` backend with no ``base_url`` (and no ``$OPENAI_BASE_URL``) sends its calls."""
+OPENAI_BASE_URL_ENV = "OPENAI_BASE_URL"
+"""The official client's variable for the API root, read when ``base_url`` is left out."""
+OPENAI_API_KEY_ENV = "OPENAI_API_KEY"
+"""The official client's variable for the key, used when ``base_url`` and ``api_key_env`` are left out."""
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 """A portable environment variable name, at most 64 characters."""
@@ -48,6 +66,19 @@ def env_var_name(value: str | None) -> str | None:
             "this looks like an API key, not the name of an environment variable (the value is not shown); "
             "put the key in a variable such as OPENAI_API_KEY and write that name here"
         )
+    return value
+
+
+def http_url(value: str) -> str:
+    """``value`` when it is an ``http://`` or ``https://`` URL with a host; else a ``ValueError`` that
+    does not echo it (a URL may carry credentials)."""
+    try:
+        parts = urlsplit(value)
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        ok = False
+    if not ok:
+        raise ValueError("must be an http:// or https:// URL with a host, e.g. https://api.openai.com/v1")
     return value
 
 
@@ -95,13 +126,15 @@ class OpenAIConfig(_Common):
 
     backend: Literal["openai"]
     """Selects this backend."""
-    base_url: str
-    """API root, e.g. ``https://api.openai.com/v1``: an ``http://`` or ``https://`` URL with a host."""
+    base_url: str = OPENAI_DEFAULT_BASE_URL
+    """API root, e.g. ``http://127.0.0.1:8001/v1``: an ``http://`` or ``https://`` URL with a host.
+    Left out: ``$OPENAI_BASE_URL``, else ``https://api.openai.com/v1``, as the official client."""
     model: str
     """The model name sent upstream."""
     api_key_env: str | None = None
     """Name of the environment variable holding the API key (letters, digits and ``_``, at most 64);
-    the key itself never goes in a file, and a value that looks like a key is refused."""
+    the key itself never goes in a file, and a value that looks like a key is refused. Left out:
+    ``OPENAI_API_KEY`` when ``base_url`` is left out too, else no key is sent."""
     timeout: float = Field(default=60.0, gt=0)
     """Seconds to wait for an answer (read timeout; for streams, between chunks)."""
     connect_timeout: float = Field(default=5.0, gt=0)
@@ -117,22 +150,48 @@ class OpenAIConfig(_Common):
     headers: dict[str, str] = Field(default_factory=dict)
     """Extra headers sent on every request (no secrets: use ``api_key_env``)."""
 
+    _env_defaults: tuple[str, ...] = PrivateAttr(default=())
+
     @field_validator("base_url")
     @classmethod
     def _http_url(cls, value: str) -> str:
-        try:
-            parts = urlsplit(value)
-            ok = parts.scheme in ("http", "https") and bool(parts.hostname)
-        except ValueError:  # e.g. an unclosed IPv6 bracket
-            ok = False
-        if not ok:  # the URL is not echoed: it may carry credentials
-            raise ValueError("must be an http:// or https:// URL with a host, e.g. https://api.openai.com/v1")
-        return value
+        return http_url(value)
 
     @field_validator("api_key_env")
     @classmethod
     def _a_variable_name(cls, value: str | None) -> str | None:
         return env_var_name(value)
+
+    @model_validator(mode="after")
+    def _official_client_defaults(self) -> OpenAIConfig:
+        if "base_url" in self.model_fields_set:
+            return self
+        defaults = ["base_url"]
+        from_env = os.environ.get(OPENAI_BASE_URL_ENV, "").strip()
+        if from_env:
+            try:
+                url = http_url(from_env)
+            except ValueError as exc:
+                raise ValueError(
+                    f"base_url is left out, so ${OPENAI_BASE_URL_ENV} is used: it {exc}"
+                ) from exc
+        else:
+            url = OPENAI_DEFAULT_BASE_URL
+        key_env = self.api_key_env
+        if key_env is None:
+            key_env = OPENAI_API_KEY_ENV
+            defaults.append("api_key_env")
+        # set without validate_assignment: what the file said stays in model_fields_set
+        object.__setattr__(self, "base_url", url)
+        object.__setattr__(self, "api_key_env", key_env)
+        self._env_defaults = tuple(defaults)
+        return self
+
+    @property
+    def env_defaults(self) -> tuple[str, ...]:
+        """The keys the file left out and the official client's defaults filled (``base_url``,
+        ``api_key_env``): what a message about them should explain."""
+        return self._env_defaults
 
 
 class TransformersConfig(_Common):

@@ -13,9 +13,11 @@ columns of one tensor per layer (``[rows, kv_heads, columns, head_dim]``, transf
   a row taken out alone is compacted to exactly its tokens.
 
 Positions are per row (``next_pos``), so padding and gaps never move a token: a row's
-logits are the ones it gets alone, up to the rounding of a wider matrix product (equal
-in float32 on CPU; half precision within the tolerance that tests/sdk/backends/
-test_hf_batch.py states). Imported only by the transformers backend (it imports torch).
+logits are the ones it gets alone, up to the rounding of a wider matrix product (float32:
+within 1e-5 of the largest logit, so greedy answers are the same unless two top logits are
+that close; half precision: within 2**-4; tests/sdk/backends/test_hf_batch.py holds both).
+A model with sliding-window attention counts its window in columns, as transformers' own
+padded ``generate`` does. Imported only by the transformers backend (it imports torch).
 """
 
 from __future__ import annotations
@@ -94,7 +96,8 @@ class Rows:
         self.mask = torch.cat([self.mask, moving[:, None].long()], dim=1)
         logits = forward(ids, self.mask, self.next_pos[:, None], self.cache)
         self.next_pos = self.next_pos + moving.long()
-        self.logits = torch.where(moving[:, None], logits, self.logits)
+        everyone = all(t is not None for t in tokens)
+        self.logits = logits if everyone else torch.where(moving[:, None], logits, self.logits)
         return self
 
     def select(self, rows: Sequence[int]) -> Rows:

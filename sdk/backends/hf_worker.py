@@ -272,7 +272,7 @@ class Worker:
         moved = self._pick(self._rows)
         self._leave()
         rows, tokens = self._rows, [s.next_token for s in self._seqs]
-        if rows is not None and any(t is not None for t in tokens):
+        if moved and rows is not None and any(t is not None for t in tokens):
             jobs = {id(s.job): s.job for s in self._seqs}.values()
             if self._guarded(jobs, rows.step, self._lm.forward, tokens, self._lm.pad_id) is None:
                 self._rows, self._seqs = None, []
@@ -280,14 +280,17 @@ class Worker:
         return moved
 
     def _pick(self, rows: Rows) -> bool:
-        """Choose the next token of every row whose reader keeps up; False when none does."""
+        """Choose the next token of every row whose reader keeps up; False when none does
+        (then no step runs, and nobody sits one out)."""
         moving = [not s.gone and not s.job.paused() for s in self._seqs]
+        for seq in self._seqs:
+            seq.next_token = None
         if not any(moving):
             return False
         wants_argmax = any(m and s.job.spec.greedy for m, s in zip(moving, self._seqs, strict=True))
         greedy = rows.greedy() if wants_argmax else None
         for i, seq in enumerate(self._seqs):
-            seq.next_token, seq.idle = None, (0 if moving[i] else seq.idle + 1)
+            seq.idle = 0 if moving[i] else seq.idle + 1
             if moving[i]:
                 best = greedy[i] if greedy is not None else None
                 seq.next_token = self._guarded([seq.job], self._advance, seq, rows.logits[i], best)
@@ -323,7 +326,8 @@ class Worker:
         keep = [i for i, s in enumerate(seqs) if not s.gone and s.idle <= PARK_AFTER]
         if len(keep) == len(seqs):
             return
-        self._parked.extend((s, rows.select([i])) for i, s in enumerate(seqs) if not s.gone and i not in keep)
+        park = [i for i, s in enumerate(seqs) if not s.gone and s.idle > PARK_AFTER]
+        self._parked.extend((seqs[i], rows.select([i])) for i in park)
         self._rows = rows.select(keep) if keep else None
         self._seqs = [seqs[i] for i in keep]
 

@@ -39,6 +39,11 @@ class Piece:
     text: str
     logprobs: list[TokenLogprob] | None = None
 
+    def then(self, later: Piece) -> Piece:
+        """This piece followed by ``later`` (of the same choice) as one."""
+        logprobs = None if self.logprobs is None else self.logprobs + (later.logprobs or [])
+        return Piece(self.index, self.text + later.text, logprobs)
+
 
 @dataclass
 class Finished:

@@ -28,6 +28,7 @@ from sdk.backends.retry import parse_retry_after
 from sdk.backends.scrub import scrub
 from sdk.errors import BackendError, UpstreamStatusError
 from sdk.protocol import ChatCompletion, ChatCompletionChunk, ChatRequest
+from sdk.request_context import upstream_headers
 
 __all__ = [
     "MALFORMED",
@@ -94,12 +95,13 @@ def build_request(
     Unknown request fields pass through; ``stream`` is forced to match the call,
     and ``stream_options`` is dropped from a non-streaming call (OpenAI rejects it).
     ``headers``: what :func:`build_headers` gives for these arguments, when the caller
-    keeps them (a backend builds its two sets once).
+    keeps them (a backend builds its two sets once). The call's ``x-request-id`` (and trace
+    context) is added to them (``sdk.request_context.upstream_headers``).
     """
     content = request.upstream_json(config.model, stream=stream)
     if headers is None:
         headers = build_headers(config, api_key, stream=stream)
-    return PreparedRequest("POST", endpoint(config, "chat/completions"), headers, content)
+    return PreparedRequest("POST", endpoint(config, "chat/completions"), upstream_headers(headers), content)
 
 
 def malformed(backend: str, why: str, *, secret: str | None = None) -> BackendError:

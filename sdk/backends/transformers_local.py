@@ -110,16 +110,32 @@ class TransformersBackend(Backend):
         return job
 
     async def _events(self, job) -> AsyncGenerator[Piece | Finished, None]:
-        """The job's events until every choice finished; leaving early cancels the job."""
-        finished = 0
+        """The job's events until every choice finished; leaving early cancels the job.
+        Pieces of one choice that queued up while the reader was busy come out as one, so a
+        reader that falls behind catches up in fewer, larger chunks."""
+        finished, pending = 0, None
         try:
             while finished < job.spec.n:
-                event = await job.events.get()
-                if job.read_one():
-                    self._worker.wake()
+                event, pending = pending or await self._take(job), None
+                while isinstance(event, Piece) and not job.events.empty():
+                    following = self._took(job, job.events.get_nowait())
+                    if not (isinstance(following, Piece) and following.index == event.index):
+                        pending = following
+                        break
+                    event = event.then(following)
                 if isinstance(event, Failed):
                     raise event.error
                 finished += isinstance(event, Finished)
                 yield event
         finally:
             job.cancel()
+
+    async def _take(self, job):
+        return self._took(job, await job.events.get())
+
+    def _took(self, job, event):
+        """``event`` was taken off ``job``'s queue: count it, and wake the worker if that lets
+        the job run again."""
+        if job.read_one():
+            self._worker.wake()
+        return event

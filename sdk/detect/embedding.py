@@ -25,7 +25,15 @@ from sdk.embed import CachedEmbedder, Embedder, MiniLMEmbedder, VectorIndex, min
 from sdk.errors import DependencyMissing
 from sdk.protocol import ChatRequest
 
-__all__ = ["EmbeddingDetector", "examples_from_profile", "from_context", "shared_minilm", "vote"]
+__all__ = [
+    "EmbeddingDetector",
+    "NearestVote",
+    "examples_from_profile",
+    "from_context",
+    "nearest_guesses",
+    "shared_minilm",
+    "vote",
+]
 
 DEFAULT_K = 10
 DEFAULT_MIN_CONFIDENCE = 0.3
@@ -74,13 +82,75 @@ def nearest_guess(
     """The vote of the ``k`` nearest examples of ``index`` (``scale``: its precomputed
     :meth:`VectorIndex.scale`) as a guess from ``source``, ``None`` below ``min_confidence``.
     Shared by the embedding and lexical detectors."""
-    result = vote(sims, index.labels, index.nearest(sims, k), scale)
+    return _as_guess(vote(sims, index.labels, index.nearest(sims, k), scale), min_confidence, source)
+
+
+def _as_guess(result: tuple[str, float] | None, min_confidence: float, source: str) -> TaskGuess | None:
     if result is None or result[1] < min_confidence:
         return None
     return TaskGuess(result[0], source, round(min(1.0, result[1]), 4))
 
 
-class EmbeddingDetector:
+def nearest_guesses(
+    sims: np.ndarray,
+    index: VectorIndex,
+    scale: tuple[float, float],
+    k: int,
+    min_confidence: float,
+    source: str,
+) -> list[TaskGuess | None]:
+    """:func:`nearest_guess` for every row of a block of similarities (one top-k for the block)."""
+    tops = index.nearest_rows(sims, k)
+    votes = (vote(row, index.labels, top, scale) for row, top in zip(sims, tops, strict=True))
+    return [_as_guess(result, min_confidence, source) for result in votes]
+
+
+class NearestVote:
+    """The part the embedding and lexical detectors share: labelled examples in an index, and
+    the vote of the nearest ones, for one prompt or for many at once (batched: one matrix
+    product per block of prompts, the same guesses up to float rounding)."""
+
+    embedder: Embedder
+    index: VectorIndex
+    scale: tuple[float, float]
+    k: int
+    min_confidence: float
+    name: str
+    texts: list[str]
+
+    def guess_vectors(self, vectors: np.ndarray) -> list[TaskGuess | None]:
+        """The guess for each row of ``vectors`` (prompts embedded by ``self.embedder``)."""
+        out: list[TaskGuess | None] = []
+        if len(self.index) == 0:
+            return [None] * len(vectors)
+        for _start, sims in self.index.similarity_blocks(vectors):
+            out += nearest_guesses(sims, self.index, self.scale, self.k, self.min_confidence, self.name)
+        return out
+
+    def guess_many(self, texts: Sequence[str]) -> list[TaskGuess | None]:
+        """The guess for each text, embedded in batches (``None`` for a blank one)."""
+        live = [i for i, text in enumerate(texts) if text.strip()]
+        out: list[TaskGuess | None] = [None] * len(texts)
+        if live and len(self.index):
+            guesses = self.guess_vectors(self.embedder.embed([texts[i] for i in live]))
+            for i, guess in zip(live, guesses, strict=True):
+                out[i] = guess
+        return out
+
+    def held_out_guesses(self) -> list[TaskGuess | None]:
+        """The guess for each example's own text with every example of that text left out (the
+        detector as a new prompt of that wording would meet it): one per example, in order."""
+        keys: dict[str, int] = {}
+        groups = np.array([keys.setdefault(text, len(keys)) for text in self.texts], dtype=np.int64)
+        out: list[TaskGuess | None] = []
+        for start, sims in self.index.similarity_blocks(self.index.matrix):
+            own = groups[start : start + len(sims)]
+            sims[own[:, None] == groups[None, :]] = -np.inf
+            out += nearest_guesses(sims, self.index, self.scale, self.k, self.min_confidence, self.name)
+        return out
+
+
+class EmbeddingDetector(NearestVote):
     """k nearest labelled neighbours by cosine similarity, similarity-weighted vote.
 
     ``examples`` are ``(text, category)`` pairs, embedded once at construction.
@@ -100,7 +170,8 @@ class EmbeddingDetector:
         self.k = k
         self.min_confidence = min_confidence
         self.name = name
-        self.index = VectorIndex.build(embedder, [t for t, _ in pairs], [lab for _, lab in pairs])
+        self.texts = [t for t, _ in pairs]
+        self.index = VectorIndex.build(embedder, self.texts, [lab for _, lab in pairs])
         self.scale = self.index.scale()
 
     def guess_text(self, text: str) -> TaskGuess | None:

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 from sdk.decision import TaskGuess
 from sdk.detect.base import DetectContext, last_user_text
-from sdk.detect.embedding import DEFAULT_K, examples_from_profile, nearest_guess
+from sdk.detect.embedding import DEFAULT_K, NearestVote, examples_from_profile, nearest_guess
 from sdk.embed import HashingEmbedder, VectorIndex
 from sdk.protocol import ChatRequest
 
@@ -21,7 +21,7 @@ __all__ = ["LexicalDetector", "from_context"]
 DEFAULT_MIN_CONFIDENCE = 0.3
 
 
-class LexicalDetector:
+class LexicalDetector(NearestVote):
     """k nearest labelled neighbours over TF-IDF-weighted hashed character n-grams.
 
     Confidence is relative to how similar the examples are to each other (see
@@ -42,6 +42,7 @@ class LexicalDetector:
         self.k = k
         self.min_confidence = min_confidence
         self.name = "lexical"
+        self.texts = texts
         self.index = VectorIndex.build(self.embedder, texts, [lab for _, lab in pairs])
         self.scale = self.index.scale()
 

@@ -64,6 +64,14 @@ class MonitorBoard:
             found = self._monitors[category] = LiveMonitor(self.settings, clock=self._clock)
         return found
 
+    def get(self, category: str) -> LiveMonitor | None:
+        """The category's monitor, or None before its first observation."""
+        return self._monitors.get(category)
+
+    def put(self, category: str, monitor: LiveMonitor) -> None:
+        """Make ``monitor`` the category's (a state read from the store, or a reset one)."""
+        self._monitors[category] = monitor
+
     def observe(self, category: str, student: float, frontier: float) -> VerdictChange | None:
         """Feed one graded pair to the category's monitor; the change it made, if any."""
         at = self.rows

@@ -5,6 +5,7 @@
     live:
       store: bitrate-live.sqlite        # or postgresql://gateway@db.internal/bitrate
       capture: false
+      redact: ['\\b\\d{3}-\\d{2}-\\d{4}\\b']   # replaced by [REDACTED] before anything is written
       retention_days: 30
       max_rows: 100000
       refresh_seconds: 5
@@ -17,6 +18,7 @@ A relative ``store`` path is resolved against the policy file's directory
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -47,8 +49,13 @@ class LiveConfig(StrictModel):
     missing) or a ``postgresql://user@host:port/db`` URL shared by several gateway replicas.
     The URL holds no password (libpq reads ``PGPASSWORD`` or ``~/.pgpass``)."""
     capture: bool = False
-    """Also store each observed request's messages and both answers (they may hold personal
-    data); off: only a hash of the prompt and the scores."""
+    """Also store each observed request's messages and both answers, and on every route the
+    frontier's answers in the categories its ``capture`` section names (training data; see
+    ``sdk.live.capture_config``). They may hold personal data; off: only a hash of the prompt
+    and the scores."""
+    redact: list[str] = Field(default_factory=list)
+    """Regular expressions (Python ``re``) whose matches are replaced by ``[REDACTED]`` in every
+    captured text before it is written to the store; a bad one is a load error."""
     retention_days: float | None = Field(default=30.0, gt=0)
     """Drop observations older than this many days; null keeps them for ever."""
     max_rows: int | None = Field(default=100_000, ge=1)
@@ -71,6 +78,16 @@ class LiveConfig(StrictModel):
             return value
         if "://" in value:
             raise ValueError(f"a store is a file path or a postgresql:// URL, not a {parts.scheme}:// URL")
+        return value
+
+    @field_validator("redact")
+    @classmethod
+    def _compiles(cls, value: list[str]) -> list[str]:
+        for pattern in value:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from exc
         return value
 
     @field_validator("webhook")

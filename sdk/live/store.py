@@ -25,6 +25,8 @@ The contract
   ``put_state(record, expected=v)`` writes only if the stored version is still ``v`` (0: no
   record yet), else returns None: two replicas cannot overwrite each other's demotion unseen.
   ``expected=None`` writes unconditionally (a person's reset).
+- **Counters**: ``add_counts`` adds each replica's tallies to shared integer counters (kept in
+  the meta table under the prefix ``count:``); ``counts(prefix)`` reads the sums.
 - **Retention**: ``prune`` drops observations older than N days and, per route, all but the
   newest N rows. Monitor records are never pruned.
 - Failures of the database become :class:`~sdk.errors.BackendUnavailable` (backend

@@ -7,7 +7,7 @@ import json
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import replace
 from types import TracebackType
@@ -64,6 +64,15 @@ class ObservationStore(ABC):
         and, per route, all but the newest ``max_rows``; None disables a limit. Rows dropped."""
 
     @abstractmethod
+    def add_counts(self, counts: Mapping[str, int]) -> None:
+        """Add to shared counters by name (created at 0), atomically: replicas add their own
+        tallies (requests, shadow spend) and every reader sees the sum."""
+
+    @abstractmethod
+    def counts(self, prefix: str = "") -> dict[str, int]:
+        """The shared counters whose names start with ``prefix``."""
+
+    @abstractmethod
     def close(self) -> None:
         """Close the connection (idempotent); the store cannot be used after."""
 
@@ -90,6 +99,8 @@ class ObservationStore(ABC):
 _OBS = "bitrate_live_observations"
 _STATES = "bitrate_live_states"
 _META = "bitrate_live_meta"
+_COUNTER = "count:"
+"""Prefix of the shared counters' names in the meta table (apart from its own rows)."""
 TABLES = (_META, _OBS, _STATES)
 """The store's tables (named apart from others that share a PostgreSQL database)."""
 _OBS_COLUMNS = (
@@ -291,6 +302,24 @@ class SqlStore(ObservationStore):
         except _Conflict:
             return None
         return replace(stored, version=version)
+
+    def add_counts(self, counts: Mapping[str, int]) -> None:
+        rows = [(_COUNTER + name, int(value)) for name, value in counts.items() if value]
+        if not rows:
+            return
+        sql = (
+            f"INSERT INTO {_META} (name, value) VALUES (?, ?) "
+            f"ON CONFLICT (name) DO UPDATE SET value = {_META}.value + excluded.value"
+        )
+        with self._locked(), self._transaction() as tx:
+            tx.many(sql, sorted(rows))  # one order for every writer: no deadlock between replicas
+
+    def counts(self, prefix: str = "") -> dict[str, int]:
+        start = _COUNTER + prefix
+        sql = f"SELECT name, value FROM {_META} WHERE substr(name, 1, ?) = ?"
+        with self._locked():
+            rows = self._query(sql, (len(start), start))
+        return {name[len(_COUNTER) :]: int(value) for name, value in rows}
 
     def close(self) -> None:
         with self._lock:

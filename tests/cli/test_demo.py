@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from bitrate_cli.demo import demo, run_demo, workload
+from bitrate_cli.demo import _profile_origin, demo, run_demo, workload
 from profiles.assemble import ItemOutcome, assemble_profile
 from profiles.suites import load_suite
-from sdk.policy import load_policy
-from sdk.profile import ModelIdentity, SuiteInfo, Tolerance
+from sdk.policy import default_policy, load_policy
+from sdk.profile import ModelIdentity, SuiteInfo, Tolerance, load_profile
 from tests.gateway.conftest import TINY_POLICY
 from tests.support.tiny_model import ANSWER
 
@@ -104,3 +104,35 @@ def test_run_demo_without_a_profile_exits_2_with_one_line(tiny_model_dir: Path, 
     status = run_demo(policy=load_policy(tmp_path / "policy.yaml"), console=Console(file=out, width=200))
     assert status == 2
     assert "no profile file" in out.getvalue() and "Traceback" not in out.getvalue()
+
+
+def test_demo_measures_the_pair_and_a_second_run_asks_no_model(tiny_model_dir: Path, tmp_path: Path):
+    (tmp_path / "policy.yaml").write_text(TINY_POLICY.format(model=tiny_model_dir))
+    _write_suite(tmp_path / "suite.jsonl")
+    runs = []
+    for _ in range(2):
+        console = Console(record=True, width=200, file=io.StringIO())
+        demo(
+            policy=load_policy(tmp_path / "policy.yaml"),
+            suite=tmp_path / "suite.jsonl",
+            per_category=1,
+            max_tokens=100,
+            out_dir=tmp_path / "out",
+            console=console,
+            measure=str(tmp_path / "suite.jsonl"),
+            cache_dir=tmp_path / "cache",
+        )
+        runs.append(console.export_text())
+    first, second = runs
+    assert "1/3 measuring student vs frontier" in first and "2/3 starting the gateway" in first
+    assert "10 items, 20 model calls, 0 answers from the cache" in first
+    assert "10 items, 0 model calls, 20 answers from the cache" in second
+    profile = json.loads((tmp_path / "out" / "profile.json").read_text())
+    assert profile["suite"]["n_items"] == 10 and (tmp_path / "out" / "report.md").is_file()
+
+
+def test_the_shipped_profile_is_named_as_such():
+    policy = default_policy()
+    assert _profile_origin(policy, "auto", load_profile(policy.profile_path("auto"))).startswith(
+        "the profile shipped with bitrate (measured on 'tiny' (360 items)), not measured here"
+    )

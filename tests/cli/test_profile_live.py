@@ -155,12 +155,12 @@ def test_auto_promote_option_is_accepted(setup):
     assert result.exit_code == 0, result.output
 
 
-def test_without_replay_one_line_exit_2(setup):
+def test_without_replay_and_without_a_store_one_line_exit_2(setup):
     tmp, _rows = setup
     result = runner.invoke(profile_app, ["live", "--policy", str(tmp / "policy.yaml")])
     assert result.exit_code == 2
     lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and "live store is not configured" in lines[0] and "--replay" in lines[0]
+    assert len(lines) == 1 and "bitrate-live.sqlite: no live store here" in lines[0]
 
 
 @pytest.mark.parametrize(

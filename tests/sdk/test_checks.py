@@ -229,3 +229,12 @@ def test_schema_checks_need_jsonschema_at_load(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setitem(sys.modules, "jsonschema", None)  # what an environment without it imports
     with pytest.raises(DependencyMissing, match=r"bitrate\[checks\]"):
         build_checks(configs)
+
+
+def test_checked_schemas_are_kept_apart():
+    check, answer = JsonSchema(), text('{"name": "Ada", "age": 36}')
+    assert check.passes(schema_req(PERSON), answer)
+    assert not check.passes(schema_req({"type": "array"}), answer)
+    assert not check.passes(schema_req({"type": "no-such-type"}), answer)
+    assert check.passes(schema_req(dict(reversed(PERSON.items()))), answer)  # same schema, other key order
+    assert not check.passes(schema_req(PERSON), text('{"name": "Ada"}'))

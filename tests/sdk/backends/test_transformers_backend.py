@@ -176,3 +176,15 @@ async def test_max_batch_size_caps_running_sequences(tiny_model_dir: Path):
         await backend.close()
     assert max(seen) <= 2
     assert {o.choices[0].message.content for o in outs} == {ANSWER[:20]}
+
+
+async def test_a_reader_that_falls_behind_catches_up_in_larger_chunks(tiny_backend):
+    await wait_idle(tiny_backend)
+    stream = tiny_backend.stream(req(temperature=0, max_tokens=40, stream=True, logprobs=True))
+    chunks = [await anext(stream), await anext(stream)]  # the role chunk and the first piece
+    await asyncio.sleep(0.3)  # meanwhile the worker runs a window ahead of the reader
+    chunks += [chunk async for chunk in stream]
+    pieces = [c for ch in chunks for c in ch.choices if c.delta.content]
+    assert "".join(c.delta.content for c in pieces) == ANSWER[:40]
+    assert len(pieces) < 40, "the queued pieces came out together"
+    assert [e.token for c in pieces for e in c.logprobs.content] == list(ANSWER[:40])

@@ -126,3 +126,15 @@ async def test_a_failed_forward_pass_fails_its_batch_and_the_worker_goes_on(back
     monkeypatch.setattr(lm, "forward", real)
     assert (await backend.complete(req("hi", 5))).usage.completion_tokens == 5
     assert await backend.health()
+
+
+async def test_a_lone_slow_reader_gets_its_answer(backend):
+    """Its row is the whole batch: while it sits out, no step runs at all."""
+    request = req(PROMPTS[1], 50, stream=True)
+    expected = await answer(backend, request)
+    stream = backend.stream(request)
+    pieces = [c.delta.content or "" async for chunk in _take(stream, 2) for c in chunk.choices]
+    await asyncio.sleep(0.3)  # the worker runs a window ahead, then waits
+    assert backend.active_sequences == 1
+    pieces += [c.delta.content or "" async for chunk in stream for c in chunk.choices]
+    assert "".join(pieces) == expected
