@@ -42,8 +42,9 @@ sys.path.insert(0, str(ROOT / "examples" / "distill"))
 from tasks import by_name  # noqa: E402 - the training script's tasks, imported by path
 
 BIN = Path(sys.executable).parent
-DEFAULT_MIX = {"sort": 2.0, "uppercase": 1.0, "double": 1.0, "copy": 1.5, "reverse": 1.0, "largest": 1.0}
-"""Workload weights: 53% of the requests in the unsafe categories (sort, uppercase, double)."""
+DEFAULT_MIX = {"sort": 2.0, "uppercase": 1.0, "double": 1.0, "copy": 1.5, "reverse": 1.6, "largest": 1.0}
+"""Workload weights: half the requests in the unsafe categories (sort, uppercase, double), against
+30% in the current student's own distillation mix (examples/distill/train.py)."""
 POLICY = """\
 version: 1
 models:
@@ -204,27 +205,10 @@ def profile(
 
 def distil(work: Path, name: str, data: Path, args: argparse.Namespace) -> float:
     t0 = time.perf_counter()
-    settings = ["--max-steps", str(args.steps), "--batch-size", str(args.batch_size), "--lr", str(args.lr)]
-    settings += [
-        "--interpolate",
-        str(args.interpolate),
-        "--log-every",
-        "100",
-        "--teacher",
-        "embedded:teacher",
-    ]
-    out = ["--out", str(work / name)]
-    _run(
-        "student",
-        "distill",
-        "--data",
-        str(data),
-        "--base",
-        "embedded:student",
-        *out,
-        *settings,
-        log=work / f"distill-{name}.log",
-    )
+    given = f"--data {data} --base embedded:student --out {work / name} --teacher embedded:teacher"
+    settings = f"--max-steps {args.steps} --batch-size {args.batch_size} --lr {args.lr}"
+    settings += f" --interpolate {args.interpolate} --threads 1 --log-every 100"
+    _run("student", "distill", *given.split(), *settings.split(), log=work / f"distill-{name}.log")
     return time.perf_counter() - t0
 
 

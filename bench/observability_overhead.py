@@ -5,7 +5,9 @@ Two measurements, both in-process on this machine's CPU (no network, no server):
 - ``hooks``: each piece the hot path gained, called alone in a loop (µs per call): the
   :class:`~gateway.request_log.ChatCall` life cycle with the log line off, the request id
   (made, or the caller's checked), the id added to upstream headers, the engine's tracing
-  hooks with tracing off, and the log line on (written to a discarded stream);
+  hooks with tracing off, and the log line on (written to a discarded stream); with two
+  references measured the same way, a plain stdlib log line and one bare OpenTelemetry span
+  (this machine's load moves every figure; the ratios move less);
 - ``calls``: whole chat calls through the gateway's ASGI app (the fast path: routing, an
   ``openai`` backend on ``httpx.MockTransport``, encoding), µs per call, in three settings:
   log and traces off (the default), the request log on at INFO, and traces on (SDK provider,
@@ -118,9 +120,28 @@ def hooks(n: int) -> dict[str, float]:
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
     out["chat_call_log_on"] = per_call(call_off, n)
+    out["ref_stdlib_log_line"] = per_call(lambda: logger.info("a plain line of about the same length"), n)
     logger.removeHandler(handler)
     logger.setLevel(logging.NOTSET)
+    out["ref_one_sdk_span"] = _bare_span_cost(n // 5)
     return out
+
+
+def _bare_span_cost(n: int) -> float:
+    """One OpenTelemetry SDK span, no attributes (batch processor, dropping exporter): the unit
+    the traced calls below are made of."""
+    undo = configure("trace")
+    active = tracing.tracer()
+    assert active is not None
+
+    def span() -> None:
+        with active.start_as_current_span("probe"):
+            pass
+
+    try:
+        return per_call(span, n)
+    finally:
+        undo()
 
 
 def mock_backend(name: str) -> OpenAIBackend:

@@ -8,8 +8,11 @@ answer never ends early, and every stream runs to its token limit.
 
 Shapes (``SHAPES``):
 
-- ``tiny``: about 100k parameters, for proving a benchmark script runs (tests do);
+- ``tiny``: about 87k parameters, for proving a benchmark script runs (tests do);
 - ``cpu-17m``: about 17M parameters (hidden 512, 4 layers), the CPU benchmark's model;
+- ``cpu-24x128``: 3.6M parameters in 24 thin layers, so a forward pass is mostly Python
+  launching small operations, as on a GPU: the interpreter lock is what batching and the
+  gateway compete for;
 - ``qwen2.5-0.5b``: Qwen2.5-0.5B's shape (hidden 896, 24 layers, GQA 14/2) with the small
   vocabulary: about 358M parameters, the GPU check's model.
 
@@ -42,6 +45,13 @@ SHAPES: dict[str, dict[str, int]] = {
         "num_hidden_layers": 4,
         "num_attention_heads": 8,
         "num_key_value_heads": 2,
+    },
+    "cpu-24x128": {
+        "hidden_size": 128,
+        "intermediate_size": 256,
+        "num_hidden_layers": 24,
+        "num_attention_heads": 2,
+        "num_key_value_heads": 1,
     },
     "qwen2.5-0.5b": {
         "hidden_size": 896,

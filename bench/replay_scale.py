@@ -8,8 +8,8 @@ a frontier and a student accuracy, per prompt a difficulty shared by its wording
 
 - ``profile.json``: a profile of ``--profile-items`` evidence items (categories labelled);
 - ``outcomes.jsonl``: ``--rows`` rows **without** categories (the route's detectors name the task);
-- ``policy.yaml``: one route, the default detectors (hint, rules, embeddings, lexical) and
-  per-prompt estimates on (what the issue measured), models never called,
+- ``policy.yaml``: one route, the default detectors (hint, rules, embeddings, lexical; or
+  ``--detectors``) and per-prompt estimates on (what the issue measured), models never called,
 
 then times ``bitrate route eval`` on them in a fresh process (``--tree`` runs another
 checkout's code on the same data, for a before/after comparison)::
@@ -53,6 +53,7 @@ routes:
     profile: profile.json
     per_prompt: true
     tolerance: {max_loss: 0.05, confidence: 0.90}
+    tasks: {detect: [DETECTORS]}
 """
 
 
@@ -103,7 +104,7 @@ def outcomes(data: Path, n: int, seed: int) -> list[ItemOutcome]:
     return items
 
 
-def make_data(work: Path, profile_items: int, rows: int, seed: int) -> None:
+def make_data(work: Path, profile_items: int, rows: int, seed: int, detectors: str) -> None:
     """Write ``profile.json``, ``outcomes.jsonl`` (no categories) and ``policy.yaml`` under ``work``."""
     items = outcomes(DATA, profile_items + rows, seed)
     evidence, replayed = items[:profile_items], items[profile_items:]
@@ -116,7 +117,10 @@ def make_data(work: Path, profile_items: int, rows: int, seed: int) -> None:
         method="import",
     )
     work.mkdir(parents=True, exist_ok=True)
-    profile.save(work / "profile.json")
+    data = profile.model_dump(mode="json")
+    for item in data["evidence"]:  # no confidence recorded: leave the key out, so older code reads it
+        item.pop("confidence", None)
+    (work / "profile.json").write_text(json.dumps(data), encoding="utf-8")
     write_outcomes(work / "outcomes.jsonl", replayed)
     labelled = work / "outcomes.jsonl"
     unlabelled = [
@@ -125,7 +129,7 @@ def make_data(work: Path, profile_items: int, rows: int, seed: int) -> None:
     ]
     (work / "labels.jsonl").write_text(labelled.read_text(encoding="utf-8"), encoding="utf-8")
     labelled.write_text("\n".join(unlabelled) + "\n", encoding="utf-8")
-    (work / "policy.yaml").write_text(POLICY, encoding="utf-8")
+    (work / "policy.yaml").write_text(POLICY.replace("DETECTORS", detectors), encoding="utf-8")
 
 
 def time_eval(work: Path, tree: Path, extra: list[str]) -> tuple[float, dict]:
@@ -161,11 +165,16 @@ def main() -> None:
     parser.add_argument("--reuse", action="store_true", help="Keep the data already in --work.")
     parser.add_argument("--tree", type=Path, default=ROOT, help="Checkout whose code runs route eval.")
     parser.add_argument("--eval-arg", action="append", default=[], help="Passed on to route eval.")
+    parser.add_argument(
+        "--detectors",
+        default="hint, rules, embeddings, lexical",
+        help="The route's tasks.detect (default: the policy default; 'hint, rules, lexical' needs no model).",
+    )
     args = parser.parse_args()
     if not (args.reuse and (args.work / "policy.yaml").is_file()):
         if not (DATA / "bbh").is_dir():
             raise SystemExit(f"no public data under {DATA}")
-        make_data(args.work, args.profile_items, args.rows, args.seed)
+        make_data(args.work, args.profile_items, args.rows, args.seed, args.detectors)
     seconds, report = time_eval(args.work, args.tree.resolve(), args.eval_arg)
     figures = {
         "seconds": round(seconds, 1),

@@ -40,14 +40,14 @@ sys.path.insert(0, str(ROOT))
 from profiles.assemble import ItemOutcome, assemble_profile  # noqa: E402
 from profiles.ifeval_outcomes import ifeval_outcomes  # noqa: E402
 from profiles.outcomes import OutcomeRow  # noqa: E402
-from profiles.replay import RoutedItem, replay, replay_report, route_with  # noqa: E402
+from profiles.replay import RoutedItem, replay, replay_report, replay_route, route_with  # noqa: E402
 from profiles.router_metrics import apgr, sweep  # noqa: E402
 from sdk.decision import Decision  # noqa: E402
 from sdk.embed import minilm_available  # noqa: E402
 from sdk.engine import Engine  # noqa: E402
 from sdk.estimate import EstimatorSettings, PromptEstimator, make_embedder  # noqa: E402
 from sdk.policy import load_policy  # noqa: E402
-from sdk.profile import ModelIdentity, Profile, SuiteInfo, Tolerance  # noqa: E402
+from sdk.profile import ModelIdentity, Profile, SuiteInfo, Tolerance, load_profile  # noqa: E402
 
 FRONTIER = "gpt-4o-2024-08-06"
 STUDENTS = ["Qwen__Qwen2.5-0.5B-Instruct-GPTQ-Int4", "Qwen__Qwen2.5-7B-Instruct-GPTQ-Int4"]
@@ -72,6 +72,19 @@ routes:
     per_prompt: true
     tolerance: {{max_loss: {max_loss}, confidence: {confidence}}}
     tasks: {{detect: [hint]}}
+  category_detected:
+    student: student
+    frontier: frontier
+    profile: profile.json
+    tolerance: {{max_loss: {max_loss}, confidence: {confidence}}}
+    tasks: {{detect: [{detectors}]}}
+  per_prompt_detected:
+    student: student
+    frontier: frontier
+    profile: profile.json
+    per_prompt: true
+    tolerance: {{max_loss: {max_loss}, confidence: {confidence}}}
+    tasks: {{detect: [{detectors}]}}
 """
 
 
@@ -148,7 +161,7 @@ def run_pair(student: str, args: argparse.Namespace, work: Path) -> list[dict]:
     prof_items, eval_items = split(outcomes, args.seed)
     profile = build_profile(prof_items, args.max_loss, args.confidence, student)
     profile.save(work / "profile.json")
-    (work / "policy.yaml").write_text(POLICY.format(max_loss=args.max_loss, confidence=args.confidence))
+    (work / "policy.yaml").write_text(policy_text(args))
     rows = [
         OutcomeRow(id=o.id, category=o.category, prompt=o.prompt, student=o.student, frontier=o.frontier)
         for o in eval_items
@@ -210,6 +223,84 @@ def run_pair(student: str, args: argparse.Namespace, work: Path) -> list[dict]:
     return results
 
 
+def policy_text(args: argparse.Namespace) -> str:
+    return POLICY.format(max_loss=args.max_loss, confidence=args.confidence, detectors=args.detectors)
+
+
+def run_detected(student: str, seed: int, args: argparse.Namespace, work: Path) -> list[dict]:
+    """The eval half replayed WITHOUT its categories (the route's detectors name each row's
+    task), through category and per-prompt routing, with verdicts read two ways: ``labelled``
+    (the profile's verdicts applied to the detected task: what routing did before) and
+    ``detected`` (verdicts and thresholds certified on what the detectors assign to the
+    profile's evidence, ``sdk.detect.offline``: what it does now)."""
+    outcomes = ifeval_outcomes(args.data, frontier=FRONTIER, student=student, mode=args.mode)
+    prof_items, eval_items = split(outcomes, seed)
+    build_profile(prof_items, args.max_loss, args.confidence, student).save(work / "profile.json")
+    (work / "policy.yaml").write_text(policy_text(args))
+    labels = {o.id: o.category for o in eval_items}
+    rows = [OutcomeRow(id=o.id, prompt=o.prompt, student=o.student, frontier=o.frontier) for o in eval_items]
+    out = []
+    for way in ("labelled", "detected"):
+        routes = Engine(load_policy(work / "policy.yaml")).routes()
+        for router, name in (("category", "category_detected"), ("per-prompt", "per_prompt_detected")):
+            runtime = routes[name]
+            if way == "labelled":  # the profile's own verdicts and thresholds, whatever detection does
+                runtime = dataclasses.replace(runtime, detection=None)
+                if runtime.estimator is not None:
+                    profile = load_profile(work / "profile.json")
+                    prompts = [i.prompt for i in profile.evidence or []]
+                    plain = PromptEstimator.from_profile(
+                        profile,
+                        make_embedder("lexical", prompts),
+                        max_loss=args.max_loss,
+                        confidence=args.confidence,
+                    )
+                    runtime = dataclasses.replace(runtime, estimator=plain)
+            items = [dataclasses.replace(i, label=labels[i.id]) for i in replay_route(rows, runtime)]
+            report = replay_report(items, max_loss=args.max_loss, confidence=args.confidence)
+            out.append(
+                {
+                    "seed": seed,
+                    "pair": short_name(student),
+                    "router": router,
+                    "verdicts": way,
+                    "share": report.student_share,
+                    "loss": report.realised_loss,
+                    "low": report.realised_loss_low,
+                    "high": report.realised_loss_high,
+                    "within": report.within_tolerance,
+                    "certified": report.realised_loss_high is None
+                    or report.realised_loss_high <= args.max_loss,
+                    "accuracy": report.detection_accuracy,
+                    "undetected": report.undetected_share,
+                }
+            )
+    return out
+
+
+def print_detected(args: argparse.Namespace) -> None:
+    """The promise with the task detected, not given: one line per (split, pair, router, verdicts)."""
+    print(f"\ndetected tasks ({args.detectors}), max_loss {args.max_loss:g}:")
+    print(
+        f"{'seed':>4} {'pair':<14} {'router':<10} {'verdicts':<9} {'acc':>6} {'undet':>6} {'share':>6} "
+        f"{'loss':>7} {'interval':>17} {'within':>6} {'cert':>5}"
+    )
+    tally: dict[tuple[str, str], list[bool]] = {}
+    for seed in [args.seed, *args.more_seeds]:
+        for student in args.students:
+            with tempfile.TemporaryDirectory() as tmp:
+                for r in run_detected(student, seed, args, Path(tmp)):
+                    interval = f"[{fmt(r['low'])}, {fmt(r['high'])}]"
+                    print(
+                        f"{seed:>4} {r['pair']:<14} {r['router']:<10} {r['verdicts']:<9} "
+                        f"{fmt(r['accuracy'], '.1%'):>6} {fmt(r['undetected'], '.1%'):>6} {r['share']:>6.1%} "
+                        f"{fmt(r['loss']):>7} {interval:>17} {str(r['within']):>6} {str(r['certified']):>5}"
+                    )
+                    tally.setdefault((r["router"], r["verdicts"]), []).append(r["within"])
+    for (router, way), oks in tally.items():
+        print(f"{router} with {way} verdicts: within the promise on {sum(oks)} of {len(oks)} runs")
+
+
 def fmt(v: float | None, spec: str = ".3f") -> str:
     return "n/a" if v is None else format(v, spec)
 
@@ -268,6 +359,12 @@ def main() -> None:
     parser.add_argument("--boot", type=int, default=1000)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", type=Path, help="Also write the rows as JSON here.")
+    parser.add_argument(
+        "--detect",
+        action="store_true",
+        help="Only replay the eval halves without categories (detected tasks), every seed.",
+    )
+    parser.add_argument("--detectors", default="lexical", help="tasks.detect of the detected routes.")
     args = parser.parse_args()
     if not (args.data / "ifeval_en_outcomes.jsonl.gz").is_file():
         sys.exit(f"no IFEval outcomes under {args.data}")
@@ -277,6 +374,9 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     except ImportError:
         pass
+    if args.detect:
+        print_detected(args)
+        return
     results = []
     for student in args.students:
         with tempfile.TemporaryDirectory() as tmp:

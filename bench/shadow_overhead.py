@@ -1,30 +1,34 @@
 """What shadow traffic costs the caller, and what a shadow overload costs the gateway.
 
-1. **Latency.** Two ``bitrate serve`` gateways over nginx's instant ``/json`` upstream
-   (``bench/upstream/nginx.conf.template``), the same policy but for ``shadow.spot_check``: ``0``
-   (off) and ``1.0`` (every answer spot-checked against the frontier, also nginx; agreement
-   grader; SQLite store). First the most each answers (wrk, closed loop, c=8); then callers at
-   steady rates, ``--load`` (default 0.1, 0.25, 0.5) times the shadow-off gateway's most, open
-   loop, on each gateway and on nginx directly in turn (the order reversed every other round, so drift on
-   this shared machine hits all alike). Reported: p50/p90/p99 of each, the ratio of the p50s
-   (shadow on / off), the ratio of the added p50s over direct, and of the saturated rates (the
-   CPU a spot check costs: one more upstream call and a grade per answer).
+1. **Latency.** Three ``bitrate serve`` gateways over nginx's instant ``/json`` upstream
+   (``bench/upstream/nginx.conf.template``), the same policy but for ``shadow``: ``off``
+   (``spot_check: 0``), ``on`` (``spot_check: 1.0``: every answer spot-checked against the
+   frontier, also nginx; agreement grader; SQLite store; the live work on the gateway's event
+   loop, the default) and ``isolated`` (the same with ``live.isolate: true``: in a child
+   process). First the most each answers (wrk, closed loop, c=8) and the CPU per answered
+   request of the gateway's own process and of it with its live worker; then callers at steady
+   rates, ``--load`` (default 0.1, 0.25, 0.5) times the shadow-off gateway's most, open loop,
+   on each gateway and on nginx directly in turn (the order reversed every other round, so
+   drift on this shared machine hits all alike). Reported: p50/p90/p99 of each and the ratio
+   of the p50s (shadow on / off).
 2. **Overload.** A gateway whose frontier (the spot checks' side) is ``bench/upstream/slow.py``,
    each answer ``--slow-ms`` late, with ``max_concurrency`` M: shadow capacity M / slow. The
    bench drives caller requests open-loop at ``--rate`` R = 10 x that capacity for
    ``--overload-s`` seconds and samples every second the shadow queue (``/metrics``), the drops
-   and the gateway's RSS. Reported: the queue's largest length against its cap, jobs dropped,
-   spot checks done, RSS at the start of the overload, its middle and its end.
+   and the gateway's RSS (with its live worker). Reported: the queue's largest length against
+   its cap, jobs dropped, spot checks done, RSS at the start of the overload, its middle and
+   its end.
 
 Every process is started here and stopped by PID. Ends with one ``key=value`` line.
 
-    .venv/bin/python bench/shadow_overhead.py --duration 6 --rounds 3
+    .venv/bin/python bench/shadow_overhead.py --duration 5 --rounds 3
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import re
 import statistics
 import sys
@@ -42,7 +46,9 @@ ROOT, BENCH = go.ROOT, go.BENCH
 PROMPT = "Say: the quick brown fox"
 
 
-def policy(workdir: Path, name: str, student: str, frontier: str, shadow: str) -> Path:
+def policy(
+    workdir: Path, name: str, student: str, frontier: str, shadow: str, isolate: str = "false"
+) -> Path:
     """Route ``auto`` over two models; the rule names the task ``chat``, which the student serves
     (``uncertain: student``), spot-checked as ``shadow`` says."""
     text = f"""\
@@ -60,6 +66,7 @@ routes:
 live:
   store: {workdir / (name + ".sqlite")}
   refresh_seconds: 2
+  isolate: {isolate}
 """
     path = workdir / f"{name}.yaml"
     path.write_text(text)
@@ -93,20 +100,35 @@ def series(metrics: dict[str, float], prefix: str) -> float:
 # ------------------------------------------------------------------ 1. latency
 
 
+SHADOWED = ("on", "isolated")
+"""The gateways with every answer spot-checked: on the gateway's event loop (the default), and in
+its child process (``live.isolate: true``)."""
+
+
 def latency(args: argparse.Namespace, workdir: Path, servers: list[go.Server]) -> dict[str, float]:
     nginx = go.start_nginx(workdir)
     servers.append(nginx)
     up = f"http://127.0.0.1:{nginx.port}/json/v1"
-    off = start_gateway(workdir, "off", policy(workdir, "off", up, up, "{spot_check: 0.0}"))
-    on_shadow = "{spot_check: 1.0, max_concurrency: 8, queue_size: 1024, max_spend_per_hour: null}"
-    on = start_gateway(workdir, "on", policy(workdir, "on", up, up, on_shadow))
-    servers += [off, on]
-    paths = {"direct": (f"{up}/chat/completions", "fake"), "off": (url(off), "auto"), "on": (url(on), "auto")}
+    shadow = "{spot_check: 1.0, max_concurrency: 8, queue_size: 1024, max_spend_per_hour: null}"
+    gateways = {
+        "off": start_gateway(workdir, "off", policy(workdir, "off", up, up, "{spot_check: 0.0}")),
+        "on": start_gateway(workdir, "on", policy(workdir, "on", up, up, shadow)),
+        "isolated": start_gateway(
+            workdir, "isolated", policy(workdir, "isolated", up, up, shadow, isolate="true")
+        ),
+    }
+    servers += gateways.values()
+    paths = {
+        "direct": (f"{up}/chat/completions", "fake"),
+        **{n: (url(g), "auto") for n, g in gateways.items()},
+    }
     for target, model in paths.values():  # warm up: connection pools, caches
         go.run_wrk(target, go.body(model, False), 4, 1.0)
-    max_rps = saturation(args, paths, on)
-    out: dict[str, float] = {"max_rps_off": max_rps["off"], "max_rps_on": max_rps["on"]}
-    out["max_rps_ratio"] = max_rps["on"] / max_rps["off"]
+    busy = [gateways[n] for n in SHADOWED]
+    max_rps, cpu = saturation(args, paths, gateways)
+    out = {f"max_rps_{name}": rps for name, rps in max_rps.items()}
+    for name, (own, total) in cpu.items():
+        out[f"cpu_us_{name}_gateway"], out[f"cpu_us_{name}_total"] = own, total
     loads = [float(x) for x in args.load.split(",")]
     runs: dict[tuple[float, str], list[float]] = {}
     for rnd in range(args.rounds):  # the callers' latency at steady loads (open loop)
@@ -119,47 +141,80 @@ def latency(args: argparse.Namespace, workdir: Path, servers: list[go.Server]) -
                 runs.setdefault((load, name), []).extend(
                     asyncio.run(drive(target, rate, args.duration, model=model))
                 )
-                go.settle(on)
-    checked = scrape(on)
-    print(
-        f"\nsaturated (wrk c=8, closed loop): shadow off {max_rps['off']:.0f}/s, on {max_rps['on']:.0f}/s "
-        f"(ratio {out['max_rps_ratio']:.2f})"
-    )
+                settle(busy)
+    saturated = ", ".join(f"{n} {max_rps[n]:.0f}/s ({max_rps[n] / max_rps['off']:.2f})" for n in SHADOWED)
+    print(f"\nsaturated (wrk c=8, closed loop): shadow off {max_rps['off']:.0f}/s; on: {saturated}")
+    print("CPU per answered request (us): the gateway's own process / with its live worker")
+    for name, (own, total) in cpu.items():
+        print(f"  {name:<8}{own:>8.0f}{total:>8.0f}")
     print(f"steady loads (open loop, {args.rounds} rounds of {args.duration:g}s each; latency in ms):")
-    print(f"{'load':>6}{'req/s':>7}{'path':>8}{'p50':>8}{'p90':>8}{'p99':>8}{'answers':>9}{'p50 on/off':>12}")
+    print(f"{'load':>6}{'req/s':>7}{'path':>8}{'p50':>8}{'p90':>8}{'p99':>8}{'answers':>9}{'p50 / off':>11}")
     for load in loads:
         p50 = {}
         for name in paths:
             values = sorted(runs[(load, name)])
             p50[name], p90, p99 = (values[int(q * (len(values) - 1))] for q in (0.5, 0.9, 0.99))
-            ratio = f"{p50['on'] / p50['off']:.3f}" if name == "on" else ""
+            ratio = f"{p50[name] / p50['off']:.3f}" if name in SHADOWED else ""
             print(
                 f"{load:>6g}{load * max_rps['off']:>7.0f}{name:>8}{p50[name]:>8.3f}{p90:>8.3f}{p99:>8.3f}"
-                f"{len(values):>9}{ratio:>12}"
+                f"{len(values):>9}{ratio:>11}"
             )
-        added_off, added_on = p50["off"] - p50["direct"], p50["on"] - p50["direct"]
-        out[f"p50_ratio_at_{load:g}"] = p50["on"] / p50["off"]
-        out[f"added_p50_ratio_at_{load:g}"] = added_on / max(added_off, 1e-3)
-        out[f"p50_off_ms_at_{load:g}"], out[f"p50_on_ms_at_{load:g}"] = p50["off"], p50["on"]
-    out["spot_checks"] = series(checked, 'bitrate_shadow_calls_total{direction="spot_check",outcome="ok"')
-    out["spot_check_drops"] = series(checked, "bitrate_shadow_drops_total")
-    print(f"spot checks graded {out['spot_checks']:.0f}, dropped {out['spot_check_drops']:.0f}")
+        for name in SHADOWED:
+            tag = "" if name == "on" else "_isolated"
+            out[f"p50_ratio{tag}_at_{load:g}"] = p50[name] / p50["off"]
+            added = (p50[name] - p50["direct"]) / max(p50["off"] - p50["direct"], 1e-3)
+            out[f"added_p50_ratio{tag}_at_{load:g}"] = added
+    for name in SHADOWED:
+        checked = scrape(gateways[name])
+        out[f"spot_checks_{name}"] = series(
+            checked, 'bitrate_shadow_calls_total{direction="spot_check",outcome="ok"'
+        )
+        out[f"spot_check_drops_{name}"] = series(checked, "bitrate_shadow_drops_total")
+        print(
+            f"{name}: spot checks graded {out[f'spot_checks_{name}']:.0f}, "
+            f"dropped {out[f'spot_check_drops_{name}']:.0f}"
+        )
     return out
 
 
+def settle(servers: list[go.Server]) -> None:
+    """Wait until each shadowing gateway (and its live worker) finished its spot checks."""
+    for server in servers:
+        go.settle(server)
+
+
+def own_cpu(server: go.Server) -> float:
+    """User + system CPU seconds of the gateway's own process (not its live worker)."""
+    fields = Path(f"/proc/{server.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def saturation(
-    args: argparse.Namespace, paths: dict[str, tuple[str, str]], on: go.Server
-) -> dict[str, float]:
-    """The most each gateway answers (wrk, closed loop, c=8), medians over rounds."""
+    args: argparse.Namespace, paths: dict[str, tuple[str, str]], gateways: dict[str, go.Server]
+) -> tuple[dict[str, float], dict[str, tuple[float, float]]]:
+    """The most each gateway answers (wrk, closed loop, c=8), medians over rounds; and the CPU
+    per answered request (us) of the gateway's own process and of it with its live worker."""
     saturated: dict[str, list[float]] = {}
+    cpu: dict[str, list[tuple[float, float]]] = {}
+    names = ["off", *SHADOWED]
+    busy = [gateways[n] for n in SHADOWED]
     for rnd in range(args.rounds):
-        for name in ("off", "on") if rnd % 2 == 0 else ("on", "off"):
+        for name in names if rnd % 2 == 0 else names[::-1]:
             target, model = paths[name]
-            saturated.setdefault(name, []).append(
-                go.run_wrk(target, go.body(model, False), 8, args.duration)["rps"]
+            server = gateways[name]
+            own0, all0 = own_cpu(server), server.cpu_seconds()
+            result = go.run_wrk(target, go.body(model, False), 8, args.duration)
+            settle(busy)  # counted until idle: the spot checks a run left queued are its cost too
+            n = max(result["requests"], 1)
+            cpu.setdefault(name, []).append(
+                ((own_cpu(server) - own0) / n * 1e6, (server.cpu_seconds() - all0) / n * 1e6)
             )
-            go.settle(on)  # the shadow gateway finishes its spot checks before the next run
-    return {name: statistics.median(values) for name, values in saturated.items()}
+            saturated.setdefault(name, []).append(result["rps"])
+    med = statistics.median
+    per_request = {
+        name: (med(c[0] for c in values), med(c[1] for c in values)) for name, values in cpu.items()
+    }
+    return {name: med(values) for name, values in saturated.items()}, per_request
 
 
 # ------------------------------------------------------------------ 2. overload

@@ -12,10 +12,11 @@ tokens), a model directory, or ``random:SHAPE``, a random-weight Llama that answ
 stream to its token limit (bench/random_llama.py; ``random:cpu-17m`` is the CPU acceptance
 model). For any model but the embedded one, the gateway runs a policy naming it ``student``.
 
-Rounds alternate the paths so drift on a shared machine hits both alike. Reported per
-path and concurrency: completion tokens per second over the whole batch (usage from
-``stream_options.include_usage``), and the median time to the first content token.
-Ends with one ``key=value`` line (gateway / inprocess ratios).
+Rounds alternate the paths (each concurrency's two runs back to back, in reverse order every
+other round) so drift on a shared machine hits both alike. Reported per path and concurrency:
+completion tokens per second over the whole batch (usage from ``stream_options.include_usage``),
+and the median time to the first content token. Ends with one ``key=value`` line: the
+tokens/s ratio is the median over rounds of gateway / inprocess within a round.
 
     .venv/bin/python bench/student_throughput.py --prompts 8 --rounds 2
     .venv/bin/python bench/student_throughput.py --model random:cpu-17m --max-tokens 64 --rounds 4
@@ -170,6 +171,9 @@ def report(runs: dict[tuple[str, int], list[dict]]) -> dict[tuple[str, int], dic
         a = agg[(path, conc)]
         ttft = "-" if a["ttft_ms"] is None else f"{a['ttft_ms']:.1f}"
         print(f"{path:<11}{conc:>8}{a['tok_s']:>10.1f}{ttft:>13}")
+        if path == "gateway" and ("inprocess", conc) in runs:  # per round, the two paths back to back
+            pairs = zip(rs, runs[("inprocess", conc)], strict=True)
+            a["paired_ratio"] = med(g["tok_s"] / i["tok_s"] for g, i in pairs)
     print("(greedy, medians over rounds; tokens/s = completion tokens of the batch / its wall time)")
     return agg
 
@@ -181,7 +185,7 @@ def ratios(agg: dict[tuple[str, int], dict]) -> str:
         if not gw or not ip:
             continue
         parts.append(f"gateway_tok_s_c{conc}={gw['tok_s']:.1f} inprocess_tok_s_c{conc}={ip['tok_s']:.1f}")
-        parts.append(f"tok_s_ratio_c{conc}={gw['tok_s'] / ip['tok_s']:.2f}")
+        parts.append(f"tok_s_ratio_c{conc}={gw['paired_ratio']:.2f}")
         if gw["ttft_ms"] and ip["ttft_ms"]:
             parts.append(f"ttft_ratio_c{conc}={gw['ttft_ms'] / ip['ttft_ms']:.2f}")
             parts.append(f"ttft_added_ms_c{conc}={gw['ttft_ms'] - ip['ttft_ms']:.1f}")
@@ -195,7 +199,7 @@ async def measure(args: argparse.Namespace, paths: dict[str, Stream]) -> dict:
     runs: dict[tuple[str, int], list[dict]] = {}
     for rnd in range(args.rounds):
         for conc in CONCURRENCY:
-            for name, stream in paths.items():
+            for name, stream in list(paths.items())[:: 1 if rnd % 2 == 0 else -1]:
                 print(f"round {rnd + 1}/{args.rounds}: {name} x{conc}", file=sys.stderr)
                 runs.setdefault((name, conc), []).append(await batch(stream, prompts, conc, args.max_tokens))
     return report(runs)

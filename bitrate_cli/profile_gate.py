@@ -52,7 +52,8 @@ def gate_command(old: Path, new: Path, targets: list[str]) -> None:
     for row in result.rows:
         table.add_row(*_row(row))
     console.print(table)
-    console.print("* target category (must improve)")
+    legend = "each must improve" if targets else "at least one must improve (none named with --target)"
+    console.print(f"* target category: {legend}")
     for note in result.notes:
         console.print(f"note: {note}", markup=False)
     if result.passed:

@@ -10,8 +10,9 @@ from typing import Annotated
 import typer
 
 from bitrate_cli.common import PolicyOption, RouteOption, cli_errors, policy_or_default
+from bitrate_cli.progress import progress_reporter
 from profiles.outcomes import read_outcome_rows
-from profiles.replay import ReplayReport, replay, replay_report, route_with
+from profiles.replay import Progress, ReplayReport, replay_report, replay_route
 from sdk.client import build_request
 from sdk.engine import Engine
 from sdk.errors import InvalidRequest, UnknownModel
@@ -77,10 +78,16 @@ def explain(
 
 
 def replay_policy(
-    policy_path: Path | None, route: str | None, outcomes: Path, *, bins: int | None = 10
+    policy_path: Path | None,
+    route: str | None,
+    outcomes: Path,
+    *,
+    bins: int | None = 10,
+    detect: bool = False,
+    progress: Progress | None = None,
 ) -> ReplayReport:
     """Load the policy (default: the embedded pair) and replay ``outcomes`` through ``route``
-    (default: the policy's first route)."""
+    (default: the policy's first route); ``detect``: the route's detectors name every row's task."""
     policy = policy_or_default(policy_path)
     name = route or next(iter(policy.routes), None)
     if name is None or name not in policy.routes:
@@ -89,7 +96,7 @@ def replay_policy(
     rows = read_outcome_rows(outcomes)
     runtime = Engine(policy).routes()[name]
     tol = runtime.config.tolerance
-    items = replay(rows, route_with(runtime))
+    items = replay_route(rows, runtime, detect=detect, progress=progress)
     return replay_report(items, max_loss=tol.max_loss, confidence=tol.confidence, bins=bins)
 
 
@@ -123,6 +130,20 @@ def _print_table(report: ReplayReport) -> None:
         ("cost saved", _fmt(report.cost_saved, pct=True)),
         ("decided by", ", ".join(f"{rule} {count}" for rule, count in sorted(report.rules.items()))),
     ]
+    if report.detection_accuracy is not None:
+        undetected = _fmt(report.undetected_share, pct=True)
+        lines.append(
+            ("detection accuracy", f"{_fmt(report.detection_accuracy, pct=True)} ({undetected} undetected)")
+        )
+    if report.cascaded:
+        extra = report.cascaded - report.cascade_kept
+        lines.append(
+            (
+                "cascade",
+                f"{report.cascaded} answered by the student first, {report.cascade_kept} kept, "
+                f"{extra} escalated (a student call and its latency on top of the frontier's)",
+            )
+        )
     width = max(len(k) for k, _ in lines)
     for key, value in lines:
         typer.echo(f"{key:<{width}}  {value}")
@@ -144,11 +165,20 @@ def eval_command(
         int,
         typer.Option("--bins", help="Quantile bins of the threshold sweep (RouteLLM: 10); 0: every score."),
     ] = 10,
+    detect: Annotated[
+        bool,
+        typer.Option(
+            "--detect",
+            help="Let the route's detectors name every row's task, even where the row gives its category "
+            "(then the report says how often they agreed).",
+        ),
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Show no progress.")] = False,
 ) -> None:
     """Replay recorded outcomes through a route without calling any model: student share, quality,
     realised loss against the promise, cost saved, and RouteLLM's APGR and CPT."""
-    with cli_errors():
-        report = replay_policy(policy, route, outcomes, bins=bins or None)
+    with cli_errors(), progress_reporter("route eval", quiet) as progress:
+        report = replay_policy(policy, route, outcomes, bins=bins or None, detect=detect, progress=progress)
     if as_json:
         typer.echo(report.dumps())
     else:

@@ -55,6 +55,7 @@ def distill_command(
     ] = 20,
     seed: Annotated[int, typer.Option(help="Seed of the data order.")] = 0,
     device: Annotated[str, typer.Option(help="auto (a GPU when present), cuda or cpu.")] = "auto",
+    threads: Annotated[int | None, typer.Option(min=1, help="Torch CPU threads (default: torch's).")] = None,
     bf16: Annotated[bool, typer.Option("--bf16", help="bfloat16 mixed precision (GPU).")] = False,
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue an interrupted run from its checkpoint.")
@@ -87,6 +88,7 @@ def distill_command(
         log_every=log_every,
         seed=seed,
         device=device,
+        threads=threads,
         bf16=bf16,
         resume=resume,
         keep_checkpoints=keep_checkpoints,

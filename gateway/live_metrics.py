@@ -19,13 +19,15 @@ Per route (this replica, since start):
 - ``bitrate_shadow_calls_total{route,direction,outcome}``: shadow and spot-check calls
   (``outcome``: ``ok``, ``error``, ``ungradable``);
 - ``bitrate_shadow_drops_total{route,reason}``: jobs dropped before a call (``queue_full``,
-  ``spend_cap``);
+  ``spend_cap``, ``worker_down``);
 - ``bitrate_shadow_spend_dollars_total{route,model}``: what shadow and judge calls cost;
 - ``bitrate_shadow_queue{route}``: jobs waiting now;
 - ``bitrate_novel_requests_total{route}`` of ``bitrate_routed_requests_total{route}``: requests
   whose task was not detected, and ``bitrate_novel_traffic_share{route}``, their share.
 
-Shadow calls are in none of the gateway's request series (``gateway.metrics``): only here.
+Shadow calls are in none of the gateway's request series (``gateway.metrics``): only here. With
+the live work in a child process (``sdk.live.isolated``), the figures are those it last sent
+(every 0.2 s).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from collections.abc import Iterator
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from sdk.live.runtime import LiveRuntime
+from sdk.live.runtime import LiveView
 
 __all__ = ["LiveCollector"]
 
@@ -44,7 +46,7 @@ _VERDICTS = ("safe", "uncertain", "unsafe")
 class LiveCollector:
     """A Prometheus collector over one live runtime (see the module docstring)."""
 
-    def __init__(self, runtime: LiveRuntime):
+    def __init__(self, runtime: LiveView):
         self._runtime = runtime
 
     def collect(self) -> Iterator[Metric]:
@@ -72,7 +74,7 @@ class LiveCollector:
         grader = GaugeMetricFamily(
             "bitrate_live_graded_info", "The grader of the live figures.", labels=[*labels, "grader"]
         )
-        for (route, category), s in runtime.ledger.snapshots().items():
+        for (route, category), s in runtime.snapshots().items():
             key = [route, category]
             n.add_metric(key, s.n)
             if s.loss is not None:
@@ -84,7 +86,7 @@ class LiveCollector:
                 verdict.add_metric([*key, name], 1.0 if s.verdict == name else 0.0)
             if s.demoted_since is not None:
                 since.add_metric(key, s.demoted_since)
-            grader.add_metric([*key, runtime.ledger.grader(route, category) or "-"], 1.0)
+            grader.add_metric([*key, runtime.grader(route, category) or "-"], 1.0)
         demotions = CounterMetricFamily(
             "bitrate_live_demotions", "Live demotions this replica saw.", labels=labels
         )
@@ -103,15 +105,14 @@ class LiveCollector:
             "bitrate_shadow_spend_dollars", "What shadow and judge calls cost.", labels=["route", "model"]
         )
         queue = GaugeMetricFamily("bitrate_shadow_queue", "Shadow jobs waiting.", labels=["route"])
-        for route, shadow in self._runtime.shadows.items():
-            counters = shadow.counters
+        for route, (counters, queued) in self._runtime.shadow_figures().items():
             for (direction, outcome), count in list(counters.calls.items()):
                 calls.add_metric([route, direction, outcome], count)
             for reason, count in list(counters.drops.items()):
                 drops.add_metric([route, reason], count)
             for model, dollars in list(counters.spend.items()):
                 spend.add_metric([route, model], dollars)
-            queue.add_metric([route], shadow.queued)
+            queue.add_metric([route], queued)
         yield from (calls, drops, spend, queue)
 
     def _traffic(self) -> Iterator[Metric]:

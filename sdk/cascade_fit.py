@@ -8,10 +8,10 @@ from typing import NamedTuple
 
 import numpy as np
 
+from sdk.calibration import crossfit_calibrate
 from sdk.cascade_config import CascadeConfig
 from sdk.decide import CategoryVerdict
 from sdk.decision import TaskGuess
-from sdk.estimate import crossfit_calibrate
 from sdk.policy import RouteConfig
 from sdk.profile import EvidenceItem
 

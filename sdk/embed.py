@@ -23,8 +23,8 @@ import os
 import sys
 import threading
 import zlib
-from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections import Counter, OrderedDict
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -96,14 +96,14 @@ class HashingEmbedder:
 
     def features(self, text: str) -> dict[int, int]:
         """Bucket -> count for one text (the sparse form of its vector, before weighting)."""
-        padded = f" {' '.join(text[: self.max_chars].lower().split())} "
-        counts: dict[int, int] = {}
-        dim = self.dim
-        for n in self.ngrams:
-            for i in range(len(padded) - n + 1):
-                bucket = zlib.crc32(padded[i : i + n].encode()) % dim
-                counts[bucket] = counts.get(bucket, 0) + 1
-        return counts
+        padded = self._padded(text)
+        raw = padded.encode()
+        crc, dim = zlib.crc32, self.dim
+        if len(raw) == len(padded):  # ASCII: slicing the bytes is slicing the text, and cheaper
+            grams: Iterable[bytes] = (raw[i : i + n] for n in self.ngrams for i in range(len(raw) - n + 1))
+        else:
+            grams = (padded[i : i + n].encode() for n in self.ngrams for i in range(len(padded) - n + 1))
+        return dict(Counter(crc(gram) % dim for gram in grams))
 
     def sparse(self, text: str) -> tuple[np.ndarray, np.ndarray]:
         """``(buckets, weights)`` of the unit vector of one text: cheap to dot with a matrix."""
@@ -118,20 +118,74 @@ class HashingEmbedder:
         return idx, (val / norm if norm > 0 else val).astype(np.float32)
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        """One unit row per text."""
+        """One unit row per text (:meth:`sparse`'s vectors, up to float rounding), computed for
+        all the texts at once (:meth:`counts`)."""
+        weights = np.log1p(self.counts(texts))
+        if self.idf is not None:
+            weights *= self.idf
+        return _normalise_rows(weights)
+
+    def _padded(self, text: str) -> str:
+        return f" {' '.join(text[: self.max_chars].lower().split())} "
+
+    def counts(self, texts: Sequence[str]) -> np.ndarray:
+        """The n-gram counts of every text, ``(len(texts), dim)`` float32: :meth:`features` as a
+        matrix. ASCII texts are hashed together in numpy (:func:`_crc32_ngrams`, the same CRC-32
+        as ``zlib.crc32``: a test pins the two), others one by one."""
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        for row, text in enumerate(texts):
-            idx, val = self.sparse(text)
-            out[row, idx] = val
+        padded = [self._padded(t) for t in texts]
+        ascii_rows = [i for i, p in enumerate(padded) if p.isascii()]
+        for i in sorted(set(range(len(texts))) - set(ascii_rows)):
+            feats = self.features(texts[i])
+            out[i, list(feats)] = list(feats.values())
+        for start in range(0, len(ascii_rows), 1024):
+            rows = ascii_rows[start : start + 1024]
+            raw = np.frombuffer("".join(padded[i] for i in rows).encode(), dtype=np.uint8)
+            lengths = np.array([len(padded[i]) for i in rows])
+            ends = np.cumsum(lengths)
+            owner = np.repeat(np.arange(len(rows)), lengths)
+            cells = []
+            for n in self.ngrams:
+                if len(raw) >= n:
+                    hashes = _crc32_ngrams(raw, n) % np.uint32(self.dim)
+                    who = owner[: len(hashes)]
+                    fits = np.arange(len(hashes)) + n <= ends[who]
+                    cells.append(who[fits] * self.dim + hashes[fits])
+            if cells:
+                found = np.bincount(np.concatenate(cells), minlength=len(rows) * self.dim)
+                out[rows] = found.reshape(len(rows), self.dim)
         return out
 
     def fit(self, texts: Sequence[str]) -> HashingEmbedder:
         """A copy with smoothed IDF weights ``log((1 + N) / (1 + df)) + 1`` from ``texts``."""
         df = np.zeros(self.dim, dtype=np.float32)
-        for text in texts:
-            df[list(self.features(text))] += 1
+        for start in range(0, len(texts), 4096):
+            df += (self.counts(texts[start : start + 4096]) > 0).sum(axis=0)
         idf = np.log((1 + len(texts)) / (1 + df)) + 1
         return HashingEmbedder(self.dim, self.ngrams, self.max_chars, idf.astype(np.float32))
+
+
+def _crc_table() -> np.ndarray:
+    table = np.zeros(256, dtype=np.uint32)
+    for byte in range(256):
+        crc = byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0xEDB88320 if crc & 1 else crc >> 1
+        table[byte] = crc
+    return table
+
+
+_CRC_TABLE = _crc_table()
+
+
+def _crc32_ngrams(raw: np.ndarray, n: int) -> np.ndarray:
+    """``zlib.crc32(raw[i:i + n])`` for every position ``i`` (uint32), the table-driven CRC-32
+    run over all positions at once: ``n`` vector steps instead of a call per n-gram."""
+    count = len(raw) - n + 1
+    crc = np.full(count, 0xFFFFFFFF, dtype=np.uint32)
+    for j in range(n):
+        crc = _CRC_TABLE[(crc ^ raw[j : j + count]) & 0xFF] ^ (crc >> np.uint32(8))
+    return crc ^ np.uint32(0xFFFFFFFF)
 
 
 # ------------------------------------------------------------------ MiniLM
@@ -354,18 +408,14 @@ class VectorIndex:
         return typical, min(background, typical - 1e-3)
 
     def nearest_rows(self, sims: np.ndarray, k: int) -> np.ndarray:
-        """:meth:`nearest` for every row of a block of similarities: ``(rows, min(k, n))`` indices,
-        most similar first (ties broken by index, as :meth:`nearest` does)."""
+        """The ``k`` nearest of every row of a block of similarities, as :meth:`nearest` picks them,
+        in no particular order (votes and weighted means do not need one): ``(rows, min(k, n))``."""
         k = min(k, sims.shape[1])
         if k <= 0:
             return np.zeros((len(sims), 0), dtype=np.int64)
         if k < sims.shape[1]:
-            top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
-        else:
-            top = np.tile(np.arange(sims.shape[1]), (len(sims), 1))
-        picked = np.take_along_axis(sims, top, axis=1)
-        order = np.lexsort((top, -picked), axis=1)
-        return np.take_along_axis(top, order, axis=1)
+            return np.argpartition(-sims, k - 1, axis=1)[:, :k]
+        return np.tile(np.arange(sims.shape[1]), (len(sims), 1))
 
     def nearest(self, sims: np.ndarray, k: int) -> np.ndarray:
         """Indices of the ``k`` largest entries of ``sims``, most similar first."""

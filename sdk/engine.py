@@ -55,13 +55,13 @@ from sdk.errors import (
     UpstreamStatusError,
 )
 from sdk.live.capture import CaptureWriter, start_capture_writer
-from sdk.live.runtime import LiveRuntime
 from sdk.policy import Policy, RouteConfig
 from sdk.profile import load_profile
 from sdk.protocol import ChatCompletion, ChatRequest
 
 if TYPE_CHECKING:
     from sdk.estimate import PromptEstimator
+    from sdk.live.runtime import LiveView
 
 __all__ = ["Circuit", "Engine", "RouteRuntime"]
 
@@ -248,7 +248,7 @@ class Engine:
         self._decisions = BoundedCache[_MemoKey, Decision](
             _DECISION_CACHE, _DECISION_CACHE_BYTES, _memo_bytes
         )
-        self.live: LiveRuntime | None = None
+        self.live: LiveView | None = None
         """Shadow traffic and the live monitors (``sdk.live.runtime``), from ``start()`` when the
         policy has ``live:``."""
 
@@ -269,7 +269,10 @@ class Engine:
             verdicts = {name: runtime.categories for name, runtime in self.routes().items()}
             self.captures = await start_capture_writer(self.policy, verdicts, self._redact)
         if self.policy.live is not None and self.live is None:
-            live = LiveRuntime(self.policy, self._shadow_call, known=_known_tasks(self.routes()))
+            known = _known_tasks(self.routes())
+            from sdk.live.isolated import build_live  # the monitors need numpy: only with `live:`
+
+            live = build_live(self.policy, self._shadow_call, known=known, given=frozenset(self._given))
             await live.start()
             self.live = live
 

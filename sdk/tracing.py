@@ -186,21 +186,24 @@ def request_attributes(request: ChatRequest) -> Attributes:
     return attributes
 
 
-def decision_attributes(decision: Decision) -> Attributes:
-    """``bitrate.*`` of a routing decision."""
+def decision_attributes(decision: Decision, *, detail: bool = True) -> Attributes:
+    """``bitrate.*`` of a routing decision: where, what and why (the request's span), and with
+    ``detail`` how it was decided too (the decision's span)."""
     attributes: Attributes = {
         "bitrate.route": decision.route,
         "bitrate.task": decision.task,
-        "bitrate.task_source": decision.task_source,
         "bitrate.target": decision.target,
         "bitrate.side": decision.side,
-        "bitrate.rule": decision.rule,
-        "bitrate.verdict": decision.verdict,
         "bitrate.reason": decision.reason,
-        "bitrate.escalated": decision.escalated,
     }
+    if detail:
+        attributes["bitrate.task_source"] = decision.task_source
+        attributes["bitrate.rule"] = decision.rule
+        attributes["bitrate.verdict"] = decision.verdict
     if decision.fallback_from:
         attributes["bitrate.fallback_from"] = decision.fallback_from
+    if decision.escalated:
+        attributes["bitrate.escalated"] = True
     return attributes
 
 
@@ -392,11 +395,12 @@ class RequestSpan:
     ) -> None:
         """End the span: the decision's and the answer's attributes, or the error."""
         span = self._span
+        end: Attributes = dict(attributes or {})
         if decision is not None:
-            span.set_attributes(decision_attributes(decision))
-            span.set_attributes({"gen_ai.provider.name": "bitrate", "gen_ai.system": "bitrate"})
-        if attributes:
-            span.set_attributes(dict(attributes))
+            end.update(decision_attributes(decision, detail=False))
+            end["gen_ai.provider.name"] = end["gen_ai.system"] = "bitrate"
+        if end:
+            span.set_attributes(end)
         if error is not None:
             _failed(span, error)
         span.end()

@@ -34,6 +34,7 @@ DEFERRED_OK = {
     ("bitrate_cli.demo", "gateway.local"),
     # numpy, torch or a sentence model behind these: loaded when first needed, so routing stays light
     ("sdk.engine", "sdk.estimate"),
+    ("sdk.engine", "sdk.live.isolated"),
     ("sdk.cascade", "sdk.cascade_fit"),
     ("sdk.detect.registry", "sdk.detect.lexical"),
     ("sdk.detect.registry", "sdk.detect.embedding"),

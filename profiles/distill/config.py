@@ -59,6 +59,8 @@ class DistillConfig:
     """A progress line every this many steps (when the output is not a terminal)."""
     seed: int = 0
     """Seed of the data order and the initialisation of LoRA adapters."""
+    threads: int | None = None
+    """Torch intra-op threads on CPU (None: torch's default; 1 is fastest on a busy machine)."""
     device: str = "auto"
     """``auto`` (a GPU when present), ``cuda`` or ``cpu``."""
     bf16: bool = False

@@ -262,21 +262,28 @@ def _interpolated(model: Any, config: DistillConfig) -> dict[str, torch.Tensor]:
         }
 
 
-def _save(model: Any, tokenizer: Any, config: DistillConfig) -> None:
-    """The merged model, tokenizer (with its chat template) and generation config, as the
-    ``transformers`` and ``vllm`` backends load them."""
+def _save(model: Any, config: DistillConfig) -> None:
+    """The merged model and generation config, and the base's tokenizer files (chat template
+    included) copied as they are: the ``transformers`` and ``vllm`` backends load the directory as
+    they load the base (a re-saved tokenizer could name a class an older transformers lacks)."""
     if config.lora:
         model = model.merge_and_unload()
     if config.interpolate != 1.0:
         model.load_state_dict(_interpolated(model, config))
     model.save_pretrained(config.out)
-    tokenizer.save_pretrained(config.out)
+    for path in Path(resolve_model_path(config.base)).iterdir():
+        if path.is_file() and not (config.out / path.name).exists():
+            shutil.copy2(path, config.out / path.name)
 
 
 def run_distill(config: DistillConfig, emit: Callable[[str], None]) -> DistillResult:
     """Train the next student (see the module docstring); ``emit`` gets progress lines."""
     t0 = time.perf_counter()
     device = _device(config)
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
+    if not sys.stderr.isatty():
+        hf_logging.disable_progress_bar()  # no bars for loading and saving weights in a log
     examples = read_chat_jsonl(config.data)
     model, tokenizer = _load(config.base, "base student")
     context = getattr(model.config, "max_position_embeddings", None) or getattr(
@@ -291,7 +298,6 @@ def run_distill(config: DistillConfig, emit: Callable[[str], None]) -> DistillRe
         model = _with_lora(model, config)
     trainer = _trainer(model, tokenizer, data, config, _arguments(config, checkpoints, device))
     if not sys.stderr.isatty():
-        hf_logging.disable_progress_bar()  # no bars for loading and saving weights in a log
         trainer.remove_callback(PrinterCallback)
         trainer.add_callback(_LogLines(config.log_every, emit))
     resumed = (
@@ -304,7 +310,7 @@ def run_distill(config: DistillConfig, emit: Callable[[str], None]) -> DistillRe
         + (f", resuming from step {resumed}" if resumed is not None else "")
     )
     output = trainer.train(resume_from_checkpoint=resume_from)
-    _save(trainer.model, tokenizer, config)
+    _save(trainer.model, config)
     if not config.keep_checkpoints:
         shutil.rmtree(checkpoints, ignore_errors=True)
     return DistillResult(

@@ -16,7 +16,6 @@ if TYPE_CHECKING:
 __all__ = ["Numeric", "last_number"]
 
 
-
 @register
 class Numeric(Grader):
     """1 when the last number in the answer equals a reference within the tolerances."""

@@ -16,7 +16,6 @@ if TYPE_CHECKING:
 __all__ = ["Agreement", "Exact", "MultipleChoice", "Normalised", "Regex", "normalise"]
 
 
-
 def references(item: Item) -> list[str]:
     """The item's reference(s) as strings (empty when it has none)."""
     ref = item.reference

@@ -35,13 +35,14 @@ items that share a prompt.
 from __future__ import annotations
 
 import math
+import random
 import threading
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from sdk.decide import CategoryVerdict
-from sdk.decision import TaskGuess
+from sdk.decision import TaskGuess, Verdict
 from sdk.detect.base import Detector, last_user_text
 from sdk.detect.pipeline import UNKNOWN, DetectionPipeline, LazyDetector
 from sdk.profile import Profile
@@ -52,13 +53,13 @@ from sdk.stats import (
     design_effect,
     newcombe_paired_interval,
     paired_counts,
-    verdict,
 )
 
 __all__ = [
     "NEAREST_SOURCES",
     "DetectedCalibration",
     "EvidenceDetection",
+    "crossfit_verdicts",
     "detect_many",
     "detected_verdicts",
     "held_out_guesses",
@@ -173,19 +174,74 @@ def detected_verdicts(
     max_loss: float,
     confidence: float,
     sources: frozenset[str] = NEAREST_SOURCES,
+    safe_at: float | None = None,
+    among: Sequence[bool] | None = None,
 ) -> dict[str, CategoryVerdict]:
     """Per task, the verdict on the evidence items whose guess came from ``sources`` and named
-    that task (their recorded losses; items sharing a prompt count as correlated)."""
+    that task (their recorded losses; items sharing a prompt count as correlated): ``safe`` when
+    the interval's upper end is within ``safe_at`` (default ``max_loss``), ``unsafe`` when its
+    lower end is above ``max_loss``. ``among`` restricts the items (a mask)."""
     cells: dict[str, list[int]] = {}
     for i, guess in enumerate(guesses):
-        if guess.source in sources and guess.task != "unknown":
+        if guess.source in sources and guess.task != "unknown" and (among is None or among[i]):
             cells.setdefault(guess.task, []).append(i)
     out = {}
+    bar = max_loss if safe_at is None else safe_at
     for task, items in sorted(cells.items()):
         s, f = [student[i] for i in items], [frontier[i] for i in items]
         loss, low, high = _interval(s, f, [prompts[i] for i in items], confidence)
-        out[task] = CategoryVerdict(verdict(low, high, max_loss), loss, low, high)
+        name: Verdict = "safe" if high <= bar else "unsafe" if low > max_loss else "uncertain"
+        out[task] = CategoryVerdict(name, loss, low, high)
     return out
+
+
+def crossfit_verdicts(
+    guesses: Sequence[TaskGuess],
+    student: Sequence[float],
+    frontier: Sequence[float],
+    prompts: Sequence[str],
+    *,
+    max_loss: float,
+    confidence: float,
+    folds: int = 5,
+    seed: int = 0,
+) -> dict[str, CategoryVerdict]:
+    """:func:`detected_verdicts`, cross-fitted as per-prompt thresholds are
+    (``sdk.estimate.crossfit_calibrate``): the evidence's prompts are dealt into ``folds``; each
+    fold's items go to the student when the *other* folds certify their detected task safe;
+    those picks, pooled, must have a loss interval within ``max_loss``. A task is certified
+    ``safe`` at ``max_loss``, else at 80%, 60%... of it, the first bar the pooled check passes
+    at (none: no detected task is safe). A verdict chosen and checked on the same items
+    over-promises: with a few tasks, one looks safe by luck."""
+    keys = sorted(set(prompts))
+    random.Random(seed).shuffle(keys)
+    fold_of = {key: i % folds for i, key in enumerate(keys)}
+    fold = [fold_of[p] for p in prompts]
+
+    def at(bar: float, among: Sequence[bool] | None = None) -> dict[str, CategoryVerdict]:
+        return detected_verdicts(
+            guesses, student, frontier, prompts, max_loss=max_loss, confidence=confidence, safe_at=bar,
+            among=among,
+        )  # fmt: skip
+
+    for share in (1.0, 0.8, 0.6, 0.4, 0.2):
+        sent: list[int] = []
+        for k in range(folds):
+            rest = at(max_loss * share, [f != k for f in fold])
+            sent += [i for i, g in enumerate(guesses) if fold[i] == k and _safe_in(rest, g)]
+        if not sent:
+            continue
+        _loss, _low, high = _interval(
+            [student[i] for i in sent], [frontier[i] for i in sent], [prompts[i] for i in sent], confidence
+        )
+        if high <= max_loss:
+            return at(max_loss * share)
+    return at(-math.inf)
+
+
+def _safe_in(verdicts: Mapping[str, CategoryVerdict], guess: TaskGuess) -> bool:
+    found = verdicts.get(guess.task) if guess.source in NEAREST_SOURCES else None
+    return found is not None and found.verdict == "safe"
 
 
 @dataclass
@@ -202,6 +258,9 @@ class DetectedCalibration:
     """Share of evidence items left ``unknown``."""
     confusion: dict[str, dict[str, int]] = field(default_factory=dict)
     """``confusion[label][guess]``: how many items of each labelled category went where."""
+    _joined: tuple[Mapping[str, CategoryVerdict], dict[str, CategoryVerdict]] | None = field(
+        default=None, repr=False
+    )
 
     @classmethod
     def measure(
@@ -217,7 +276,7 @@ class DetectedCalibration:
     ) -> DetectedCalibration:
         """Run :func:`held_out_guesses` over the evidence and certify what it detected."""
         guesses = held_out_guesses(pipeline, prompts)
-        verdicts = detected_verdicts(
+        verdicts = crossfit_verdicts(
             guesses, student, frontier, prompts, max_loss=max_loss, confidence=confidence
         )
         confusion: dict[str, dict[str, int]] = {}
@@ -232,9 +291,24 @@ class DetectedCalibration:
     def verdicts_for(
         self, guess: TaskGuess, labelled: Mapping[str, CategoryVerdict]
     ) -> Mapping[str, CategoryVerdict]:
-        """The verdicts a guess is read against: detected ones for a learnt detector's guess,
-        the profile's own (``labelled``) for a hint or a rule."""
-        return self.verdicts if guess.source in NEAREST_SOURCES else labelled
+        """The verdicts a guess is read against: for a learnt detector's guess, the detected ones
+        (:meth:`joined` with ``labelled``); the profile's own (``labelled``) for a hint or a rule."""
+        if guess.source not in NEAREST_SOURCES:
+            return labelled
+        if self._joined is None or self._joined[0] is not labelled:
+            self._joined = (labelled, self.joined(labelled))
+        return self._joined[1]
+
+    def joined(self, labelled: Mapping[str, CategoryVerdict]) -> dict[str, CategoryVerdict]:
+        """The detected verdicts, a detected ``safe`` kept only where the task's own (labelled)
+        verdict is ``safe`` too (else ``uncertain``): the detected set's check covers what
+        detection mixes in, the labelled one what a small detected set certifies by luck."""
+        out = {}
+        for task, found in self.verdicts.items():
+            own = labelled.get(task)
+            demoted = found.verdict == "safe" and (own is None or own.verdict != "safe")
+            out[task] = CategoryVerdict("uncertain", found.loss, found.low, found.high) if demoted else found
+        return out
 
 
 class EvidenceDetection:

@@ -64,6 +64,11 @@ class LiveConfig(StrictModel):
     """Seconds between a replica's reads of verdicts and observations written by other replicas."""
     webhook: str | None = None
     """URL that receives a JSON POST on every verdict change (besides the log line); none if unset."""
+    isolate: bool = False
+    """Run shadow calls, grading, the store and the monitors in a child process (``python -m
+    sdk.live.worker``) instead of on the gateway's event loop: for a host with cores to spare
+    (``docs/live.md`` has the measurements). Needs every model a route shadows with to be an
+    HTTP (``openai``) backend the engine builds itself."""
 
     @field_validator("store")
     @classmethod

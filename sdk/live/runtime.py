@@ -31,6 +31,7 @@ import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from sdk.checks import answer_of, answer_of_chunks
 from sdk.decide import LiveDemotion
@@ -39,15 +40,16 @@ from sdk.errors import BackendUnavailable
 from sdk.live.capture import Redactor
 from sdk.live.config import LiveConfig
 from sdk.live.ledger import Key, Ledger, LiveChange
-from sdk.live.monitor import LiveMonitor, MonitorSettings
+from sdk.live.monitor import LiveMonitor, LiveSnapshot, MonitorSettings
 from sdk.live.records import MonitorRecord, Observation
-from sdk.live.shadow import BackendCall, RouteShadow, ShadowJob, answer_text
+from sdk.live.shadow import BackendCall, RouteShadow, ShadowCounters, ShadowJob, answer_text
 from sdk.live.store import ObservationStore, open_store
 from sdk.live.webhook import Post, Webhook
 from sdk.policy import Policy
 from sdk.protocol import ChatCompletion, ChatCompletionChunk, ChatRequest
 
 __all__ = [
+    "LiveView",
     "LiveRuntime",
     "StreamTap",
     "Traffic",
@@ -127,8 +129,8 @@ class Traffic:
 class StreamTap:
     """Collects a sampled stream's chunks; when the stream finished, offers its shadow job."""
 
-    def __init__(self, shadow: RouteShadow, job: Callable[[str], ShadowJob]):
-        self._shadow, self._job = shadow, job
+    def __init__(self, offer: Callable[[ShadowJob], object], job: Callable[[str], ShadowJob]):
+        self._offer, self._job = offer, job
         self._chunks: list[ChatCompletionChunk] = []
 
     def batch(self, chunks: Sequence[ChatCompletionChunk]) -> None:
@@ -138,7 +140,44 @@ class StreamTap:
     def done(self) -> None:
         """The stream ended well: offer the job built from the assembled answer."""
         chunks, self._chunks = self._chunks, []
-        self._shadow.offer(self._job(answer_text(answer_of_chunks(chunks))))
+        self._offer(self._job(answer_text(answer_of_chunks(chunks))))
+
+
+class LiveView(Protocol):
+    """What the engine and the gateway's metrics use of a live runtime: :class:`LiveRuntime` in
+    the engine's process, or ``sdk.live.isolated.IsolatedLive`` with the work in a child."""
+
+    @property
+    def traffic(self) -> Mapping[str, Traffic]:
+        """Per route, the routed requests and those whose task was not detected."""
+        ...
+
+    @property
+    def demotions_seen(self) -> Mapping[Key, int]:
+        """(route, category) -> live demotions seen."""
+        ...
+
+    async def start(self) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+    def demotion(self, route: str, category: str) -> LiveDemotion | None: ...
+
+    def answered(self, request: ChatRequest, decision: Decision, completion: ChatCompletion) -> None: ...
+
+    def stream_tap(self, request: ChatRequest, decision: Decision) -> StreamTap | None: ...
+
+    def snapshots(self) -> dict[Key, LiveSnapshot]:
+        """Every monitor's figures now."""
+        ...
+
+    def grader(self, route: str, category: str) -> str:
+        """The grader of (route, category)'s evidence, or ``""``."""
+        ...
+
+    def shadow_figures(self) -> dict[str, tuple[ShadowCounters, int]]:
+        """Per route with shadow traffic: its counters and the jobs waiting now."""
+        ...
 
 
 class LiveRuntime:
@@ -256,7 +295,19 @@ class LiveRuntime:
         direction = shadow.sample(decision) if shadow is not None else None
         if shadow is None or direction is None:
             return None
-        return StreamTap(shadow, lambda served: ShadowJob(decision.task, direction, request, served))
+        return StreamTap(shadow.offer, lambda served: ShadowJob(decision.task, direction, request, served))
+
+    def snapshots(self) -> dict[Key, LiveSnapshot]:
+        """Every monitor's figures now."""
+        return self.ledger.snapshots()
+
+    def grader(self, route: str, category: str) -> str:
+        """The grader of the last observation of (route, category), or ``""``."""
+        return self.ledger.grader(route, category)
+
+    def shadow_figures(self) -> dict[str, tuple[ShadowCounters, int]]:
+        """Per route with shadow traffic: its counters and the jobs waiting now."""
+        return {route: (shadow.counters, shadow.queued) for route, shadow in self.shadows.items()}
 
     def _count(self, decision: Decision) -> RouteShadow | None:
         traffic = self.traffic.get(decision.route)

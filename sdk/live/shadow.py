@@ -35,12 +35,14 @@ from sdk.errors import BitrateError
 from sdk.live.capture import Redactor
 from sdk.live.graders import LiveGrader, LivePair, Ungradable, build_grader
 from sdk.live.records import Direction, Observation, prompt_hash
+from sdk.live.shadow_config import ShadowConfig
 from sdk.policy import RouteConfig
 from sdk.protocol import ChatCompletion, ChatRequest, Usage
 
 __all__ = [
     "BackendCall",
     "RouteShadow",
+    "Sampler",
     "ShadowCounters",
     "ShadowJob",
     "SpendWindow",
@@ -135,6 +137,30 @@ class ShadowCounters:
         self.drops[reason] = self.drops.get(reason, 0) + 1
 
 
+class Sampler:
+    """Which answered requests of a route are shadowed, and which way: one random draw against
+    ``rate`` (frontier-served) or ``spot_check`` (student-served), for categories the route
+    knows and ``shadow.categories`` includes; never a request whose task was not detected."""
+
+    def __init__(self, config: ShadowConfig, known: Collection[str], rng: random.Random | None = None):
+        self.config = config
+        self._known = frozenset(known)
+        self._rng = rng or random.Random()
+
+    def __call__(self, decision: Decision) -> Direction | None:
+        category = decision.task
+        if category not in self._known or not self.config.includes(category):
+            return None
+        direction: Direction
+        if decision.side == "student":
+            share, direction = self.config.spot_check, "spot_check"
+        elif decision.side == "frontier":
+            share, direction = self.config.rate, "shadow"
+        else:
+            return None
+        return direction if share > 0.0 and self._rng.random() < share else None
+
+
 class RouteShadow:
     """One route's shadow traffic (see the module docstring)."""
 
@@ -160,8 +186,7 @@ class RouteShadow:
         self.counters = ShadowCounters()
         self._call, self._prices, self._sink, self._capture = call, prices, sink, capture
         self._redact = redact or Redactor()
-        self._known = frozenset(known)
-        self._rng = rng or random.Random()
+        self.sampler = Sampler(self.config, known, rng)
         self._spend = SpendWindow(self.config.max_spend_per_hour, clock)
         self._judge_model = self.config.judge or route.frontier
         self._graders: dict[str, LiveGrader] = {}
@@ -173,18 +198,8 @@ class RouteShadow:
     # ------------------------------------------------------------------ the caller's side
 
     def sample(self, decision: Decision) -> Direction | None:
-        """Whether this answered request is shadowed, and which way (one random draw)."""
-        category = decision.task
-        if category not in self._known or not self.config.includes(category):
-            return None
-        direction: Direction
-        if decision.side == "student":
-            share, direction = self.config.spot_check, "spot_check"
-        elif decision.side == "frontier":
-            share, direction = self.config.rate, "shadow"
-        else:
-            return None
-        return direction if share > 0.0 and self._rng.random() < share else None
+        """Whether this answered request is shadowed, and which way (see :class:`Sampler`)."""
+        return self.sampler(decision)
 
     def offer(self, job: ShadowJob) -> bool:
         """Queue ``job`` without waiting; False (and counted) when the spend cap or a full queue

@@ -2,7 +2,8 @@
 ``openai`` client as the caller, a real store (SQLite; PostgreSQL for two replicas).
 
 Route ``auto`` sends category ``easy`` (safe in the profile) to the student and spot-checks every
-student answer against the frontier (``shadow.spot_check: 1.0``, agreement grader). The student
+student answer against the frontier (the live work on the gateway's event loop, and in its child
+process: ``live.isolate``) (``shadow.spot_check: 1.0``, agreement grader). The student
 answers like the frontier at first, then starts answering badly; the frontier's spot-check answers
 are slowed down. The category must be demoted (later requests go to the frontier, rule ``live``,
 ``x-bitrate-reason`` says so), no caller request may fail, and no caller may wait for a spot check:
@@ -171,11 +172,11 @@ def metrics(server: RunningServer) -> str:
     return httpx.get(f"{server.url}/metrics", timeout=10).text
 
 
-def test_a_student_that_turns_bad_is_demoted_without_any_caller_waiting(tmp_path: Path, make_client):
+@pytest.mark.parametrize("isolate", [False, True], ids=["in-process", "isolated"])
+def test_a_student_that_turns_bad_is_demoted_without_any_caller_waiting(tmp_path: Path, make_client, isolate):
     with bench(tmp_path, good=12) as b:
-        policy = live_policy(
-            b.student.base_url, b.frontier.base_url, b.profile, str(tmp_path / "live.sqlite")
-        )
+        store = str(tmp_path / "live.sqlite")
+        policy = live_policy(b.student.base_url, b.frontier.base_url, b.profile, store, isolate=isolate)
         with running_gateway(policy) as server:
             client = make_client(server)
             calls = until_demoted(client)

@@ -8,13 +8,12 @@ import math
 import numpy as np
 import pytest
 
+from sdk.calibration import _prefix_design_effects, _upper_bounds
 from sdk.decision import TaskGuess
 from sdk.embed import HashingEmbedder, VectorIndex
 from sdk.estimate import (
     EstimatorSettings,
     PromptEstimator,
-    _prefix_design_effects,
-    _upper_bounds,
     calibrate,
     crossfit_calibrate,
     prompt_folds,

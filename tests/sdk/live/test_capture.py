@@ -5,7 +5,6 @@ store is read back from the database file itself, and from the export."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 
@@ -14,11 +13,19 @@ import pytest
 from profiles.distill import export_captures
 from sdk.engine import Engine
 from sdk.errors import ConfigError
-from sdk.live.capture import REDACTED, Capture, CaptureTable, Redactor, open_captures
+from sdk.live.capture import (
+    REDACTED,
+    Capture,
+    CaptureTable,
+    CaptureWriter,
+    Redactor,
+    RouteCapture,
+    open_captures,
+)
 from sdk.live.capture_config import CaptureConfig
 from sdk.live.store import open_store
 from sdk.policy import Policy
-from sdk.protocol import ChatRequest
+from sdk.protocol import ChatCompletion, ChatRequest
 from tests.support.fault_server import Ok, fault_server
 
 SECRET = "123-45-6789"
@@ -170,8 +177,6 @@ def test_redactor_keeps_roles_and_rewrites_every_other_string():
 
 async def test_a_full_queue_drops_and_counts_without_blocking(tmp_path):
     store = open_store(str(tmp_path / "live.sqlite"), capture=True)
-    from sdk.live.capture import CaptureWriter, RouteCapture
-
     writer = CaptureWriter(
         CaptureTable(store), {"auto": RouteCapture(CaptureConfig(), frozenset())}, Redactor(), queue_size=1
     )
@@ -182,8 +187,6 @@ async def test_a_full_queue_drops_and_counts_without_blocking(tmp_path):
         "model": "m",
         "choices": [{"index": 0, "message": {"role": "assistant", "content": "ab"}, "finish_reason": "stop"}],
     }
-    from sdk.protocol import ChatCompletion
-
     answer = ChatCompletion.model_validate(completion)
     assert writer.offer("auto", "sort", "frontier", _request("sort: ba"), answer)  # not started: stays queued
     assert not writer.offer("auto", "sort", "frontier", _request("sort: cb"), answer)
@@ -191,4 +194,3 @@ async def test_a_full_queue_drops_and_counts_without_blocking(tmp_path):
     await writer.start()
     await writer.aclose()
     assert writer.counters.captured == 1
-    await asyncio.sleep(0)

@@ -46,7 +46,16 @@ def test_mistakes_are_refused_without_echoing_the_input(fields: dict, message: s
 
 def test_every_field_is_documented_in_the_schema():
     properties = LiveConfig.model_json_schema()["properties"]
-    assert set(properties) == {"store", "capture", "retention_days", "max_rows", "refresh_seconds", "webhook"}
+    assert set(properties) == {
+        "store",
+        "capture",
+        "redact",
+        "isolate",
+        "retention_days",
+        "max_rows",
+        "refresh_seconds",
+        "webhook",
+    }
     assert all(p.get("description") for p in properties.values())
 
 
