@@ -316,9 +316,13 @@ class Engine:
         """Each built backend's health now, checked all at once; a check that fails, raises or
         takes over ``timeout`` seconds counts as unhealthy (so a round takes at most ``timeout``)."""
         backends = list(self._backends.items())
-        results = await asyncio.gather(
-            *(asyncio.wait_for(b.health(), timeout) for _name, b in backends), return_exceptions=True
-        )
+
+        async def check(backend: Backend) -> bool:
+            # the check's coroutine is made only once this runs: a round cancelled before it
+            # starts (shutdown) leaves no coroutine behind un-awaited
+            return await asyncio.wait_for(backend.health(), timeout)
+
+        results = await asyncio.gather(*(check(b) for _name, b in backends), return_exceptions=True)
         return {name: ok is True for (name, _b), ok in zip(backends, results, strict=True)}
 
     def detect(self, request: ChatRequest, task_hint: str | None = None) -> TaskGuess | None:
