@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -57,7 +58,7 @@ class SQLiteStore(SqlStore):
         try:
             with self._guard():
                 self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
-                self._conn.execute("PRAGMA journal_mode = WAL")
+                _wal(self._conn, busy_timeout)
                 self._conn.execute("PRAGMA synchronous = NORMAL")  # durable at each checkpoint; safe in WAL
         except BaseException:
             self._conn.close()
@@ -92,3 +93,18 @@ class SQLiteStore(SqlStore):
     def _disconnect(self) -> None:
         with self._guard():
             self._conn.close()
+
+
+def _wal(conn: sqlite3.Connection, busy_timeout: float) -> None:
+    """Switch to WAL. Changing the journal mode needs the file to itself, and SQLite answers
+    "database is locked" at once, without its busy handler, while another process opens the
+    same new file: retry for up to ``busy_timeout`` seconds."""
+    deadline = time.monotonic() + busy_timeout
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.02)
