@@ -26,7 +26,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from sdk.backends.scrub import MAX_MESSAGE, MIN_FRAGMENT
+from sdk.backends.scrub import MAX_MESSAGE
 from sdk.engine import Circuit, Engine
 from tests.gateway.test_faults import (
     CATEGORY,
@@ -52,8 +52,9 @@ from tests.support.fault_server import (
     refused_url,
 )
 from tests.support.gateway_server import running_gateway
+from tests.support.secrets import fake_key, key_fragments
 
-KEY = "sk-Vb4Hq8ZcN1tLx6RfJ3mWk9PyD2sGu7EaT5oYi0nKhMj4Cwe"
+KEY = fake_key("gateway fault matrix")
 """The upstream key (51 characters)."""
 PAD = "y" * (MAX_MESSAGE - 15)
 """Echoed text before the key: the 300-character cut falls 15 characters into it."""
@@ -62,9 +63,8 @@ BENCHES = 6
 
 
 def fragments(text: str) -> list[str]:
-    """The runs of :data:`MIN_FRAGMENT` characters of the key that ``text`` holds."""
-    runs = {KEY[i : i + MIN_FRAGMENT] for i in range(len(KEY) - MIN_FRAGMENT + 1)}
-    return sorted(run for run in runs if run in text)
+    """The runs of 8 characters of :data:`KEY` that ``text`` holds."""
+    return key_fragments(KEY, text)
 
 
 def _sent_key(ex: Exchange) -> str:

@@ -20,24 +20,24 @@ from typing import Any
 import openai
 import pytest
 
-from sdk.backends.scrub import MAX_MESSAGE, MIN_FRAGMENT
+from sdk.backends.scrub import MAX_MESSAGE
 from sdk.engine import Circuit, Engine
 from sdk.policy import Policy
 from tests.support.fault_server import FaultServer, Status, fault_server
 from tests.support.fault_server.exchange import completion
 from tests.support.gateway_server import RunningServer, running_gateway
+from tests.support.secrets import fake_key, key_fragments
 
 KEY_ENV = "HARDENING_GATEWAY_UPSTREAM_KEY"
-KEY = "sk-Qm7vXc2LpR9tWz4KbN8dHs3FyJ6gUa1EoVi5TnB0rYkMwCq"
+KEY = fake_key("gateway hardening")
 """The upstream key (51 characters)."""
 PAD = "x" * (MAX_MESSAGE - 15)
 """Upstream text before the key: the 300-character cut falls 15 characters into the key."""
 
 
 def fragments(text: str) -> list[str]:
-    """The runs of :data:`MIN_FRAGMENT` characters of the key that ``text`` holds."""
-    runs = {KEY[i : i + MIN_FRAGMENT] for i in range(len(KEY) - MIN_FRAGMENT + 1)}
-    return sorted(run for run in runs if run in text)
+    """The runs of 8 characters of :data:`KEY` that ``text`` holds."""
+    return key_fragments(KEY, text)
 
 
 def hardening_policy(student: str, frontier: str, **options: Any) -> Policy:

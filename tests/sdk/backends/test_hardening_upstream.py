@@ -13,15 +13,16 @@ import pytest
 
 from sdk.backends.openai_http import OpenAIBackend
 from sdk.backends.read_timeout import bounded
-from sdk.backends.scrub import MAX_MESSAGE, MIN_FRAGMENT, scrub
+from sdk.backends.scrub import MAX_MESSAGE, scrub
 from sdk.errors import BackendError, UpstreamStatusError
 from sdk.protocol import ChatCompletionChunk
 from tests.sdk.backends.test_openai_http import build, chat
 from tests.support.fault_server import BadChunkSize, Drip, FaultServer, Raw, Status, StreamError
 from tests.support.fault_server.exchange import DEFAULT_TEXT
+from tests.support.secrets import fake_key, key_fragments
 
 KEY_ENV = "HARDENING_UPSTREAM_KEY"
-KEY = "sk-2T3W6ffnpWBnvkJPni6VjcUCo1SAngnLK8uOcBf3aqdRCUJY"
+KEY = fake_key("backend hardening")
 """The upstream key: 51 characters, none of its 8-character runs found in ordinary text."""
 
 PAD = "x" * (MAX_MESSAGE - 15)
@@ -29,9 +30,8 @@ PAD = "x" * (MAX_MESSAGE - 15)
 
 
 def fragments(text: str) -> list[str]:
-    """The runs of :data:`MIN_FRAGMENT` characters of the key that ``text`` holds."""
-    runs = {KEY[i : i + MIN_FRAGMENT] for i in range(len(KEY) - MIN_FRAGMENT + 1)}
-    return sorted(run for run in runs if run in text)
+    """The runs of 8 characters of :data:`KEY` that ``text`` holds."""
+    return key_fragments(KEY, text)
 
 
 @pytest.fixture(autouse=True)
