@@ -46,20 +46,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.random_llama import build_random_llama, n_params  # noqa: E402
-from bench.student_throughput import free_port, start_gateway, stop  # noqa: E402
+from bench.student_throughput import PROMPTS, free_port, start_gateway, stop  # noqa: E402
 from sdk.backends import TransformersConfig, make_backend  # noqa: E402
 from sdk.protocol import ChatRequest  # noqa: E402
-
-PROMPTS = [
-    "reverse: abcdef",
-    "uppercase: hello world",
-    "copy: the quick brown fox",
-    "double: 3 1 4",
-    "largest: 3 9 4 7",
-    "sort: d b a c",
-    "reverse: bitrate",
-    "uppercase: small model",
-]
 
 
 def prompts(n: int) -> list[str]:

@@ -41,7 +41,6 @@ from sdk.errors import (
     BitrateError,
     InternalError,
     InvalidRequest,
-    RequestError,
     RequestTimeout,
     UnknownPath,
     UpstreamStatusError,
@@ -72,10 +71,7 @@ def status_of(exc: BitrateError) -> int:
 
 def encode_error(exc: BitrateError) -> bytes:
     """The OpenAI error body for ``exc`` as JSON bytes (also used for SSE error events)."""
-    body = exc.to_body()
-    if isinstance(exc, UpstreamStatusError) and exc.is_caller_fault:
-        body["error"]["type"] = RequestError.type
-    return _dumps(body)
+    return _dumps(exc.to_body())
 
 
 def error_response(exc: BitrateError, headers: dict[str, str] | None = None) -> Response:

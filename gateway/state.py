@@ -15,14 +15,13 @@ from gateway.metrics import GatewayMetrics
 from gateway.readiness import HealthProbe, readiness
 from sdk.bounded import BoundedCache
 from sdk.decision import Decision
-from sdk.engine import RouteRuntime
 from sdk.headers import ascii_header, route_headers
 from sdk.policy import Policy, ServerSettings
 
 if TYPE_CHECKING:
     from gateway.sse_response import SSEResponse
 
-__all__ = ["Gateway", "ascii_header", "known_tasks", "route_headers"]
+__all__ = ["Gateway", "ascii_header", "route_headers"]
 
 
 _HEADER_CACHE = 4096
@@ -41,16 +40,6 @@ def _raw_headers_bytes(_decision: Decision, raw: RawHeaders) -> int:
 
 def _header_cache() -> BoundedCache[Decision, RawHeaders]:
     return BoundedCache(_HEADER_CACHE, _HEADER_CACHE_BYTES, _raw_headers_bytes)
-
-
-def known_tasks(routes: Mapping[str, RouteRuntime]) -> dict[str, frozenset[str]]:
-    """The tasks each route knows: its profile's categories, its rule tasks and its pin keys."""
-    return {
-        name: frozenset(rt.categories)
-        | {rule.task for rule in rt.config.tasks.rules}
-        | frozenset(rt.config.pin)
-        for name, rt in routes.items()
-    }
 
 
 def _model_entry(name: str, kind: str, created: int) -> dict[str, Any]:
@@ -119,7 +108,7 @@ class Gateway:
 
     def index_tasks(self) -> None:
         """Name the tasks each route knows to the metrics, once the engine loaded its routes."""
-        self.metrics.name_tasks(known_tasks(self.engine.routes()))
+        self.metrics.name_tasks(self.engine.known_tasks())
 
     def stream_closed(self, response: SSEResponse) -> None:
         """Count a finished, failed or abandoned stream."""

@@ -205,14 +205,6 @@ def _load_estimator(ctx: DetectContext, detection: EvidenceDetection) -> PromptE
     return from_context(ctx, detection=detection)
 
 
-def _known_tasks(routes: Mapping[str, RouteRuntime]) -> dict[str, frozenset[str]]:
-    """The tasks each route knows (profile categories, rule tasks, pins): the only ones shadowed."""
-    return {
-        name: frozenset(rt.categories) | {r.task for r in rt.config.tasks.rules} | frozenset(rt.config.pin)
-        for name, rt in routes.items()
-    }
-
-
 def _stream_shape(request: ChatRequest) -> dict[str, Any]:
     """What ends a streamed answer: ``n`` finished choices, or the usage chunk when asked for."""
     options = request.stream_options
@@ -269,7 +261,7 @@ class Engine:
             verdicts = {name: runtime.categories for name, runtime in self.routes().items()}
             self.captures = await start_capture_writer(self.policy, verdicts, self._redact)
         if self.policy.live is not None and self.live is None:
-            known = _known_tasks(self.routes())
+            known = self.known_tasks()
             from sdk.live.isolated import build_live  # the monitors need numpy: only with `live:`
 
             live = build_live(self.policy, self._shadow_call, known=known, given=frozenset(self._given))
@@ -301,6 +293,16 @@ class Engine:
         if self._routes is None:
             self._routes = {name: _load_route(self.policy, name) for name in self.policy.routes}
         return self._routes
+
+    def known_tasks(self) -> dict[str, frozenset[str]]:
+        """The tasks each route knows: its profile's categories, its rule tasks and its pin keys
+        (the tasks metrics name and shadow traffic samples; any other hint is ``other``)."""
+        return {
+            name: frozenset(rt.categories)
+            | {r.task for r in rt.config.tasks.rules}
+            | frozenset(rt.config.pin)
+            for name, rt in self.routes().items()
+        }
 
     # ------------------------------------------------------------------ queries
 

@@ -237,6 +237,13 @@ class UpstreamStatusError(BackendError):
         or 404 is not: the gateway's key, model name or URL is wrong, which no caller can fix."""
         return self.upstream_status in CALLER_FAULT_STATUSES
 
+    def to_body(self) -> dict[str, dict[str, str | None]]:
+        """The OpenAI error body; an upstream's caller-fault 4xx is typed as the caller's error."""
+        body = super().to_body()
+        if self.is_caller_fault:
+            body["error"]["type"] = RequestError.type
+        return body
+
 
 class ShuttingDown(BitrateError):
     """The gateway is stopping and gave up on a request still in flight; retry it elsewhere."""

@@ -47,7 +47,6 @@ from sdk.errors import (
     BackendUnavailable,
     BitrateError,
     ConfigError,
-    RequestError,
     UpstreamStatusError,
 )
 from sdk.headers import REQUEST_ID_HEADER
@@ -123,10 +122,7 @@ def status_of(exc: BitrateError) -> int:
 
 def error_body(exc: BitrateError) -> dict[str, Any]:
     """The OpenAI error object (what the official client keeps as ``body``)."""
-    error = dict(exc.to_body()["error"])
-    if isinstance(exc, UpstreamStatusError) and exc.is_caller_fault:
-        error["type"] = RequestError.type
-    return error
+    return dict(exc.to_body()["error"])
 
 
 def _official_class(openai: ModuleType, exc: BitrateError) -> type[Exception]:
